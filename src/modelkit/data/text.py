@@ -1,0 +1,190 @@
+"""Text preprocessing shared by training, evaluation and inference.
+
+Two steps, each configured in the model config and saved with the checkpoint so that they can
+never drift between entry points:
+
+* :class:`TextNormalizer` - Unicode clean-up (NFKC folds full-width to half-width), invisible
+  and control characters removed, lone surrogates replaced, case folding, length cap.
+* :class:`HashingNgramFeaturizer` - character n-grams (good for Chinese, no segmenter needed)
+  and word n-grams (for space-separated scripts), hashed into a fixed number of buckets with a
+  stable, vectorised polynomial hash. It works on a whole batch at once in numpy.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+# Zero-width and bidi formatting characters, C0/C1 controls (tab/newline become spaces first),
+# the soft hyphen, BOM and lone UTF-16 surrogates (which cannot be encoded at all).
+_INVISIBLE = re.compile(
+    "[\u0000-\u0008\u000e-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5"
+    "\u180b-\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff\ud800-\udfff]"
+)
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass
+class NormalizerConfig:
+    nfkc: bool = True
+    casefold: bool = True
+    strip_invisible: bool = True
+    collapse_whitespace: bool = True
+    max_chars: int = 4000
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 1:
+            raise ValueError(f"normalizer.max_chars must be >= 1, got {self.max_chars}")
+
+
+class TextNormalizer:
+    """Make equivalent spellings of a text identical before any feature is computed."""
+
+    def __init__(self, config: NormalizerConfig | None = None) -> None:
+        self.config = config or NormalizerConfig()
+
+    def __call__(self, text: str) -> str:
+        cfg = self.config
+        # Cap first so a 1 MB post costs no more than a long one; NFKC may grow it, cap again.
+        text = text[: cfg.max_chars]
+        if cfg.strip_invisible:
+            text = _INVISIBLE.sub("", text)
+        else:
+            text = _SURROGATES.sub("\ufffd", text)
+        if cfg.nfkc:
+            text = unicodedata.normalize("NFKC", text)
+        if cfg.casefold:
+            text = text.casefold()
+        if cfg.collapse_whitespace:
+            text = _WHITESPACE.sub(" ", text).strip()
+        return text[: cfg.max_chars]
+
+    def batch(self, texts: Sequence[str]) -> list[str]:
+        return [self(t) for t in texts]
+
+
+def check_texts(texts: Sequence[object]) -> list[str]:
+    """Accept a sequence of ``str``; name the first offending position otherwise."""
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got a single str; wrap it in a list")
+    out = list(texts)
+    for position, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(f"input {position}: expected str, got {type(text).__name__}")
+    return out
+
+
+@dataclass
+class NgramFeatureConfig:
+    char_ngram_min: int = 1
+    char_ngram_max: int = 4
+    word_ngram_max: int = 2
+    num_buckets: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.char_ngram_min <= self.char_ngram_max <= 8:
+            raise ValueError("need 1 <= char_ngram_min <= char_ngram_max <= 8")
+        if not 0 <= self.word_ngram_max <= 3:
+            raise ValueError("word_ngram_max must be 0 (off), 1, 2 or 3")
+        if self.num_buckets < 16:
+            raise ValueError("num_buckets must be >= 16")
+
+
+_U64 = np.uint64
+_BASE = 1_000_003  # odd, so it has an inverse modulo 2**64
+_BASE_INV = pow(_BASE, -1, 1 << 64)
+_MIX = 0x9E3779B97F4A7C15
+_TEXT_START, _TEXT_END = "\x02", "\x03"
+# Letters and digits of alphabetic scripts form words; CJK and later blocks (>= U+2E80) are
+# covered by character n-grams since they are written without spaces.
+_WORD_CHAR = np.array([chr(c).isalnum() for c in range(0x2E80)] + [False], dtype=bool)
+
+
+def _mix(hashes: np.ndarray, salt: int) -> np.ndarray:
+    """Finalise raw polynomial hashes so that nearby values spread over all buckets."""
+    h = hashes ^ _U64(salt * 0x100000001B3 & 0xFFFFFFFFFFFFFFFF)
+    h = h * _U64(_MIX)
+    h ^= h >> _U64(31)
+    h = h * _U64(0xBF58476D1CE4E5B9)
+    h ^= h >> _U64(29)
+    return h
+
+
+class HashingNgramFeaturizer:
+    """Turn normalised texts into bags of hashed n-gram ids (``EmbeddingBag`` input).
+
+    Stateless and deterministic: the same text gives the same ids in every process and
+    Python version (no reliance on ``hash()``), so no vocabulary file is needed.
+    """
+
+    def __init__(self, config: NgramFeatureConfig | None = None) -> None:
+        self.config = config or NgramFeatureConfig()
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(ids, offsets)``: flat int64 bucket ids and the start of each text's bag."""
+        cfg = self.config
+        padded = [_TEXT_START + t + _TEXT_END for t in texts]
+        lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
+        codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(_U64)
+        total = codes.size
+        doc_of = np.repeat(np.arange(len(padded)), lengths)
+        doc_end = np.repeat(np.cumsum(lengths), lengths)
+
+        feature_docs: list[np.ndarray] = []
+        feature_hashes: list[np.ndarray] = []
+
+        rolling = np.zeros(total, dtype=_U64)
+        for n in range(1, cfg.char_ngram_max + 1):
+            # rolling[i] = hash of codes[i : i + n]; positions whose n-gram runs past the text end
+            # are masked out below rather than sliced, which keeps the arrays aligned.
+            if n == 1:
+                rolling = codes.copy()
+            else:
+                rolling = rolling[:-1] * _U64(_BASE) + codes[n - 1 :]
+            if n < cfg.char_ngram_min:
+                continue
+            starts = np.arange(rolling.size)
+            valid = starts + n <= doc_end[: rolling.size]
+            feature_docs.append(doc_of[: rolling.size][valid])
+            feature_hashes.append(_mix(rolling[valid], salt=n))
+
+        if cfg.word_ngram_max:
+            docs, hashes = self._word_ngrams(codes, doc_of)
+            feature_docs.extend(docs)
+            feature_hashes.extend(hashes)
+
+        docs = np.concatenate(feature_docs)
+        order = np.argsort(docs, kind="stable")
+        ids = (np.concatenate(feature_hashes)[order] % _U64(cfg.num_buckets)).astype(np.int64)
+        counts = np.bincount(docs, minlength=len(padded))
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        return ids, offsets
+
+    def _word_ngrams(self, codes: np.ndarray, doc_of: np.ndarray):
+        is_word = _WORD_CHAR[np.minimum(codes, _WORD_CHAR.size - 1).astype(np.int64)]
+        edges = np.diff(np.concatenate([[False], is_word, [False]]).astype(np.int8))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        if starts.size == 0:
+            return [], []
+        # Content-only hash of codes[a:b] from prefix sums: sum_j c_j * B^(a-j) = B^a * (G_b - G_a).
+        inv_powers = np.cumprod(np.full(codes.size, _BASE_INV, dtype=_U64))
+        inv_powers = np.concatenate([[_U64(1)], inv_powers[:-1]])
+        powers = np.cumprod(np.full(codes.size, _BASE, dtype=_U64))
+        powers = np.concatenate([[_U64(1)], powers[:-1]])
+        prefix = np.concatenate([[_U64(0)], np.cumsum(codes * inv_powers, dtype=_U64)])
+        words = powers[starts] * (prefix[ends] - prefix[starts])
+        word_docs = doc_of[starts]
+        docs, hashes = [word_docs], [_mix(words, salt=101)]
+        combined = words
+        for n in range(2, self.config.word_ngram_max + 1):
+            same_doc = word_docs[n - 1 :] == word_docs[: word_docs.size - n + 1]
+            combined = combined[:-1] * _U64(_MIX) + words[n - 1 :]
+            docs.append(word_docs[n - 1 :][same_doc])
+            hashes.append(_mix(combined[same_doc], salt=100 + n))
+        return docs, hashes

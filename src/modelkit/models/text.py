@@ -1,0 +1,179 @@
+"""Text classifiers: a fast hashed n-gram model and any ``transformers`` encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import ConfigError, from_dict
+from ..data.text import (
+    HashingNgramFeaturizer,
+    NgramFeatureConfig,
+    NormalizerConfig,
+    TextNormalizer,
+    check_texts,
+)
+from .base import ModerationModel, MultiLabelHead
+from .registry import register_model
+
+
+# --------------------------------------------------------------------------------------------
+# ngram: hashed character + word n-grams -> EmbeddingBag -> head
+# --------------------------------------------------------------------------------------------
+@dataclass
+class NgramConfig:
+    normalizer: NormalizerConfig = field(default_factory=NormalizerConfig)
+    features: NgramFeatureConfig = field(default_factory=NgramFeatureConfig)
+    embed_dim: int = 64
+    hidden_dim: int = 0
+    dropout: float = 0.0
+    # mean: average of n-gram vectors; sqrt: sum / sqrt(n), so longer texts carry more evidence.
+    pooling: Literal["mean", "sqrt"] = "mean"
+
+    def __post_init__(self) -> None:
+        if self.embed_dim < 1:
+            raise ValueError(f"embed_dim must be >= 1, got {self.embed_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class NgramPreprocessor:
+    def __init__(self, config: NgramConfig) -> None:
+        self.normalizer = TextNormalizer(config.normalizer)
+        self.featurizer = HashingNgramFeaturizer(config.features)
+        self.pooling = config.pooling
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        ids, offsets = self.featurizer(self.normalizer.batch(check_texts(texts)))
+        batch = {"input_ids": torch.from_numpy(ids), "offsets": torch.from_numpy(offsets)}
+        if self.pooling == "sqrt":
+            counts = np.diff(np.append(offsets, ids.size))
+            weights = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts).astype(np.float32)
+            batch["weights"] = torch.from_numpy(weights)
+        return batch
+
+
+@register_model("ngram")
+class NgramTextModel(ModerationModel):
+    """fastText-style classifier: mean of hashed n-gram embeddings, then a multi-label head.
+
+    Trains in minutes on a CPU and needs no tokenizer files; character n-grams make it work on
+    Chinese without word segmentation.
+    """
+
+    config_class = NgramConfig
+    modality = "text"
+    has_sparse_gradients = True
+
+    def __init__(self, config: NgramConfig, num_labels: int) -> None:
+        super().__init__(config, num_labels)
+        self.preprocessor = NgramPreprocessor(config)
+        mode = "mean" if config.pooling == "mean" else "sum"
+        self.embedding = nn.EmbeddingBag(config.features.num_buckets, config.embed_dim, mode=mode, sparse=True)
+        nn.init.uniform_(self.embedding.weight, -0.5 / config.embed_dim, 0.5 / config.embed_dim)
+        self.head = MultiLabelHead(config.embed_dim, num_labels, config.hidden_dim, config.dropout)
+
+    def forward(self, input_ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.embedding(input_ids, offsets, per_sample_weights=weights))
+
+
+# --------------------------------------------------------------------------------------------
+# transformer: any AutoModel encoder -> pooling -> head
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TransformerConfig:
+    backbone: str | None = None
+    backbone_config: dict[str, Any] | None = None
+    tokenizer: str | None = None
+    normalizer: NormalizerConfig = field(default_factory=lambda: NormalizerConfig(casefold=False))
+    max_length: int = 128
+    pooling: Literal["cls", "mean"] = "mean"
+    freeze_backbone: bool = False
+    hidden_dim: int = 0
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.backbone is None and self.backbone_config is None:
+            raise ValueError("model.backbone (hub id or local directory) or model.backbone_config is required")
+        if self.backbone_config is not None and "model_type" not in self.backbone_config:
+            raise ValueError("model.backbone_config needs a 'model_type' (e.g. bert)")
+        if self.backbone is None and self.tokenizer is None:
+            raise ValueError("model.tokenizer is required when the backbone is built from backbone_config")
+        if self.max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {self.max_length}")
+
+
+class TransformerPreprocessor:
+    def __init__(self, config: TransformerConfig, tokenizer: Any) -> None:
+        self.normalizer = TextNormalizer(config.normalizer)
+        self.tokenizer = tokenizer
+        self.max_length = config.max_length
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(
+            self.normalizer.batch(check_texts(texts)),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+@register_model("transformer")
+class TransformerTextModel(ModerationModel):
+    """A ``transformers`` encoder (hub id or local directory) with a multi-label head."""
+
+    config_class = TransformerConfig
+    modality = "text"
+
+    def __init__(self, config: TransformerConfig, num_labels: int) -> None:
+        super().__init__(config, num_labels)
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        if config.backbone_config is not None:
+            backbone_config = AutoConfig.for_model(**config.backbone_config)
+            self.backbone = AutoModel.from_config(backbone_config)
+        else:
+            self.backbone = AutoModel.from_pretrained(config.backbone)
+        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or config.backbone)
+        self.preprocessor = TransformerPreprocessor(config, tokenizer)
+        if config.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        hidden = self.backbone.config.hidden_size
+        self.head = MultiLabelHead(hidden, num_labels, config.hidden_dim, config.dropout)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.config.pooling == "cls":
+            pooled = states[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(pooled)
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        # The stored config rebuilds the backbone from its architecture and the saved tokenizer,
+        # so loading a checkpoint never touches the hub or the original directory.
+        stored = super().checkpoint_config()
+        stored["backbone_config"] = self.backbone.config.to_dict()
+        stored["tokenizer"] = "tokenizer"
+        return stored
+
+    def save_assets(self, directory: Path) -> list[str]:
+        saved = self.preprocessor.tokenizer.save_pretrained(str(directory / "tokenizer"))
+        return sorted(str(Path(p).relative_to(directory)) for p in saved if Path(p).is_file())
+
+    @classmethod
+    def from_checkpoint(cls, config: dict[str, Any], num_labels: int, directory: Path) -> ModerationModel:
+        config = dict(config)
+        tokenizer_dir = (directory / str(config.get("tokenizer") or "tokenizer")).resolve()
+        if directory.resolve() not in tokenizer_dir.parents:
+            raise ConfigError(f"{directory}/config.json: model.tokenizer must be inside the checkpoint")
+        config["tokenizer"] = str(tokenizer_dir)
+        return cls(from_dict(TransformerConfig, config, where="config.json: model"), num_labels)

@@ -1,0 +1,288 @@
+"""Training loop on ``accelerate``: CPU, one GPU or many processes with the same code.
+
+Each epoch ends with an evaluation on the dev split; the checkpoint with the best dev macro-F1
+is kept in ``output_dir`` (loadable with ``modelkit.load``), and ``output_dir/last`` holds what
+``--resume`` needs to continue after an interruption.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..checkpoint import Checkpoint, save_checkpoint, write_json
+from ..config import ConfigError
+from ..classifier import Classifier
+from ..data.records import Records, read_records, split_records
+from ..evaluation.metrics import compute_metrics, format_metrics
+from ..evaluation.thresholds import best_f1_thresholds
+from ..models.base import ModerationModel
+from ..models.registry import create_model
+from ..taxonomy import Taxonomy
+from .optim import build_optimizer
+from .losses import MultiLabelLoss, positive_weights
+from .recipe import RunConfig, TrainConfig, dump_run_config, load_run_config
+
+logger = logging.getLogger(__name__)
+LAST = "last"
+
+
+class _Examples(Dataset):
+    def __init__(self, records: Records) -> None:
+        self.inputs = records.inputs
+        self.labels = torch.from_numpy(records.labels)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
+        return self.inputs[index], self.labels[index]
+
+
+class _Collate:
+    """Raw inputs -> model batch through the model's own preprocessor (same as inference)."""
+
+    def __init__(self, preprocessor) -> None:
+        self.preprocessor = preprocessor
+
+    def __call__(self, items: Sequence[tuple[Any, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        inputs, labels = zip(*items)
+        batch = self.preprocessor(list(inputs))
+        batch["labels"] = torch.stack(labels)
+        return batch
+
+
+def _schedule(config: TrainConfig, total_steps: int):
+    warmup = int(config.warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        if config.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return max(0.0, 1.0 - progress)
+
+    return factor
+
+
+class Trainer:
+    """Runs one recipe. ``Trainer(config).fit()`` returns the best checkpoint directory."""
+
+    def __init__(self, config: RunConfig, resume: bool = False) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DataLoaderConfiguration, set_seed
+
+        self.config = config
+        self.train_config = config.train
+        self.output_dir = Path(config.output_dir)
+        self.resume = resume
+        self.accelerator = Accelerator(
+            mixed_precision=config.train.mixed_precision,
+            gradient_accumulation_steps=config.train.grad_accum_steps,
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        )
+        set_seed(config.train.seed)
+        self.taxonomy: Taxonomy = config.build_taxonomy()
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    # -- data ---------------------------------------------------------------------------
+    def _load_splits(self) -> tuple[Records, Records, Records | None]:
+        data = self.config.data
+        if not data.train:
+            raise ConfigError("data.train: no training file given")
+        train = read_records(data.train, data, self.taxonomy)
+        if data.dev:
+            dev = read_records(data.dev, data, self.taxonomy)
+        elif data.dev_fraction > 0:
+            train, dev = split_records(train, data.dev_fraction, self.train_config.seed)
+        else:
+            raise ConfigError("data.dev: no dev file and data.dev_fraction is 0; early stopping needs a dev split")
+        test = read_records(data.test, data, self.taxonomy) if data.test else None
+        return train, dev, test
+
+    def _loader(self, records: Records, model: ModerationModel, shuffle: bool, batch_size: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.train_config.seed)
+        return DataLoader(
+            _Examples(records),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=_Collate(model.preprocessor),
+            num_workers=self.train_config.num_workers,
+            generator=generator if shuffle else None,
+        )
+
+    # -- evaluation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def _predict(self, model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+        model.eval()
+        all_scores, all_labels = [], []
+        for batch in loader:
+            labels = batch.pop("labels")
+            logits = model(**batch)
+            scores, labels = self.accelerator.gather_for_metrics((torch.sigmoid(logits.float()), labels))
+            all_scores.append(scores.cpu().numpy())
+            all_labels.append(labels.cpu().numpy())
+        model.train()
+        return np.concatenate(all_labels), np.concatenate(all_scores)
+
+    # -- resume state -------------------------------------------------------------------
+    def _save_last(self, model, optimizer, scheduler, state: dict[str, Any]) -> None:
+        last = self.output_dir / LAST
+        last.mkdir(parents=True, exist_ok=True)
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.accelerator.unwrap_model(model).state_dict().items()}
+        save_file(weights, str(last / "model.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, last / "optimizer.pt")
+        write_json(last / "trainer_state.json", state)
+
+    def _load_last(self, model, optimizer, scheduler) -> dict[str, Any] | None:
+        last = self.output_dir / LAST
+        if not (last / "trainer_state.json").is_file():
+            return None
+        self.accelerator.unwrap_model(model).load_state_dict(load_file(str(last / "model.safetensors")))
+        # Our own file; weights_only keeps even a tampered one from running code.
+        states = torch.load(last / "optimizer.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(states["optimizer"])
+        scheduler.load_state_dict(states["scheduler"])
+        return json.loads((last / "trainer_state.json").read_text(encoding="utf-8"))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.is_main:
+            with open(self.output_dir / "train_log.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    # -- main loop ----------------------------------------------------------------------
+    def fit(self) -> Path:
+        cfg = self.train_config
+        acc = self.accelerator
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        train, dev, test = self._load_splits()
+        name, params = self.config.model_kwargs()
+        model = create_model(name, self.taxonomy, **params)
+        loss_fn = MultiLabelLoss(positive_weights(train.labels, cfg.pos_weight, cfg.max_pos_weight))
+        optimizer = build_optimizer(model, cfg.learning_rate, cfg.weight_decay)
+        train_loader = self._loader(train, model, shuffle=True, batch_size=cfg.batch_size)
+        dev_loader = self._loader(dev, model, shuffle=False, batch_size=cfg.eval_batch_size)
+        steps_per_epoch = math.ceil(len(train_loader) / (acc.num_processes * cfg.grad_accum_steps))
+        total_steps = max(1, steps_per_epoch * cfg.epochs)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, total_steps))
+        model, optimizer, train_loader, dev_loader, scheduler = acc.prepare(
+            model, optimizer, train_loader, dev_loader, scheduler
+        )
+        loss_fn.to(acc.device)
+
+        state = {"epoch": 0, "global_step": 0, "best_metric": -1.0, "best_epoch": None, "bad_epochs": 0}
+        if self.resume:
+            restored = self._load_last(model, optimizer, scheduler)
+            if restored is None:
+                logger.warning("--resume: no %s/%s state found, starting from scratch", self.output_dir, LAST)
+            else:
+                state = restored
+                logger.info("resumed from epoch %d (best macro-F1 %.4f)", state["epoch"], state["best_metric"])
+        elif self.is_main and (self.output_dir / "train_log.jsonl").exists():
+            (self.output_dir / "train_log.jsonl").unlink()
+        if self.is_main:
+            dump_run_config(self.config, self.output_dir / "run_config.yaml")
+        self._log({
+            "event": "start", "world_size": acc.num_processes, "device": str(acc.device),
+            "train_rows": len(train), "dev_rows": len(dev), "model": name, "resumed_epoch": state["epoch"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+        })
+
+        started = time.perf_counter()
+        model.train()
+        for epoch in range(state["epoch"], cfg.epochs):
+            if state["bad_epochs"] >= cfg.early_stopping_patience > 0:
+                break
+            train_loader.set_epoch(epoch)
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.is_main, unit="batch")
+            running = 0.0
+            for step, batch in enumerate(bar):
+                labels = batch.pop("labels")
+                with acc.accumulate(model):
+                    loss = loss_fn(model(**batch), labels)
+                    acc.backward(loss)
+                    if acc.sync_gradients and cfg.max_grad_norm:
+                        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                if acc.sync_gradients:
+                    state["global_step"] += 1
+                running += loss.item()
+                if (step + 1) % cfg.log_every == 0:
+                    bar.set_postfix(loss=f"{running / cfg.log_every:.4f}")
+                    self._log({"event": "train", "epoch": epoch + 1, "step": state["global_step"],
+                               "loss": running / cfg.log_every, "lr": scheduler.get_last_lr()[0]})
+                    running = 0.0
+
+            y_dev, s_dev = self._predict(model, dev_loader)
+            thresholds = best_f1_thresholds(y_dev, s_dev) if cfg.tune_thresholds else np.full(len(self.taxonomy), 0.5)
+            metrics = compute_metrics(y_dev, s_dev, thresholds, self.taxonomy.ids)
+            elapsed = time.perf_counter() - started
+            self._log({"event": "eval", "split": "dev", "epoch": epoch + 1, "elapsed_s": round(elapsed, 2),
+                       "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+                       "micro_f1": metrics["micro_f1"], "macro_roc_auc": metrics["macro_roc_auc"]})
+            if self.is_main:
+                logger.info("epoch %d dev: %s", epoch + 1, format_metrics(metrics).splitlines()[0])
+            state["epoch"] = epoch + 1
+            if metrics["macro_f1"] > state["best_metric"]:
+                state.update(best_metric=metrics["macro_f1"], best_epoch=epoch + 1, bad_epochs=0)
+                if self.is_main:
+                    self._save_best(model, thresholds, {"dev": metrics, "epoch": epoch + 1, "train_seconds": elapsed})
+            else:
+                state["bad_epochs"] += 1
+            if self.is_main:
+                self._save_last(model, optimizer, scheduler, state)
+            acc.wait_for_everyone()
+
+        if test is not None and self.is_main:
+            self._evaluate_test(test)
+        acc.wait_for_everyone()
+        acc.end_training()
+        return self.output_dir
+
+    def _save_best(self, model, thresholds: np.ndarray, metrics: dict[str, Any]) -> None:
+        data = self.config.data
+        checkpoint = Checkpoint(
+            self.accelerator.unwrap_model(model),
+            self.taxonomy,
+            {c: float(t) for c, t in zip(self.taxonomy.ids, thresholds)},
+            metrics,
+            extra={"data": {"input_field": data.input_field, "id_field": data.id_field,
+                            "label_field": data.label_field, "label_columns": data.label_columns,
+                            "label_map": data.label_map}},
+        )
+        save_checkpoint(self.output_dir, checkpoint)
+
+    def _evaluate_test(self, test: Records) -> None:
+        classifier = Classifier.load(self.output_dir, device=self.accelerator.device)
+        scores = classifier.predict_proba(test.inputs, batch_size=self.train_config.eval_batch_size)
+        metrics = compute_metrics(test.labels, scores, classifier.threshold_vector, self.taxonomy.ids)
+        logger.info("test: %s", format_metrics(metrics).splitlines()[0])
+        self._log({"event": "eval", "split": "test", "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]})
+        classifier.metrics["test"] = metrics
+        classifier.save(self.output_dir)
+
+
+def train(config: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None,
+          data_root: str | Path | None = None, resume: bool = False) -> Path:
+    """Train from a recipe (path, mapping or :class:`RunConfig`); return the checkpoint directory."""
+    if not isinstance(config, RunConfig):
+        config = load_run_config(config, overrides, data_root)
+    return Trainer(config, resume=resume).fit()

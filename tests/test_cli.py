@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from modelkit.cli import main
+
+from conftest import REPO, ngram_recipe
+
+
+def test_train_predict_evaluate_end_to_end(synthetic_splits, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(ngram_recipe(synthetic_splits, tmp_path / "run")))
+    assert main(["train", str(recipe), "--set", "train.epochs=6"]) == 0
+    checkpoint = tmp_path / "run"
+    assert "checkpoint:" in capsys.readouterr().out
+
+    inputs = tmp_path / "inputs.jsonl"
+    rows = [{"id": "a", "text": "你这个傻逼"}, {"id": "b", "text": None}, {"id": "c", "text": ""}]
+    inputs.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    output = tmp_path / "preds" / "out.jsonl"
+    assert main(["predict", str(checkpoint), "--input", str(inputs), "--output", str(output)]) == 0
+    written = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in written] == ["a", "b", "c"]
+    assert "abuse" in written[0]["labels"] and len(written[0]["scores"]) == 11
+    assert "error" in written[1] and "scores" not in written[1]
+    assert written[2]["labels"] == []
+
+    assert main(["evaluate", str(checkpoint), "--data", str(synthetic_splits["test"]),
+                 "--output-dir", str(tmp_path / "eval")]) == 0
+    printed = capsys.readouterr().out
+    assert "macro-F1" in printed and "abuse" in printed
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["macro_f1"] > 0.9 and set(metrics["per_category"]["abuse"]) >= {"precision", "recall", "f1", "roc_auc"}
+
+
+def test_cli_reports_errors_without_traceback(tmp_path, capsys):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("data: {train: x.jsonl}\ntrain: {epochs: many}\n")
+    assert main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: train.epochs: expected int" in err and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path / "nothing"), "--data", "x.jsonl"]) == 2
+    assert "not a checkpoint directory" in capsys.readouterr().err
+
+
+def test_console_script_and_wrapper_scripts(ngram_checkpoint, synthetic_splits, tmp_path):
+    exe = Path(sys.executable).parent / "modelkit"
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("modelkit ")
+    output = tmp_path / "p.jsonl"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"), str(ngram_checkpoint),
+                    "--input", str(synthetic_splits["test"]), "--output", str(output)], check=True,
+                   capture_output=True)
+    assert len(output.read_text().splitlines()) == len(synthetic_splits["test"].read_text().splitlines())

@@ -1,0 +1,112 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import modelkit
+from modelkit import CheckpointError
+from modelkit.checkpoint import load_checkpoint
+
+from conftest import ngram_recipe
+
+
+def test_ngram_learns_synthetic_task(ngram_checkpoint):
+    metrics = json.loads((ngram_checkpoint / "metrics.json").read_text())
+    assert metrics["test"]["macro_f1"] >= 0.95, metrics["test"]["per_category"]
+    assert metrics["dev"]["macro_f1"] >= 0.95
+    log = [json.loads(line) for line in (ngram_checkpoint / "train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if r["event"] == "train"]
+    assert losses[-1] < losses[0] / 3
+    assert (ngram_checkpoint / "run_config.yaml").is_file() and (ngram_checkpoint / "README.md").is_file()
+
+
+def test_checkpoint_round_trip_is_exact(ngram_checkpoint, tmp_path):
+    texts = ["你这个傻逼", "nice weather today", "cracked software keygen", ""]
+    clf = modelkit.load(ngram_checkpoint, device="cpu")
+    copy = tmp_path / "copy"
+    clf.save(copy)
+    again = modelkit.load(copy, device="cpu")
+    assert np.array_equal(clf.predict_proba(texts), again.predict_proba(texts))
+    for name, tensor in clf.model.state_dict().items():
+        assert torch.equal(tensor, again.model.state_dict()[name])
+    config = json.loads((copy / "config.json").read_text())
+    assert config["activation"] == "sigmoid" and config["problem_type"] == "multi_label_classification"
+    assert config["id2label"]["0"] == "pornography" and len(config["taxonomy"]["categories"]) == 11
+
+
+def test_predict_returns_labels_above_thresholds(ngram_checkpoint):
+    clf = modelkit.load(ngram_checkpoint)
+    preds = clf.predict(["你这个傻逼，滚你妈的", "今天天气不错"])
+    assert preds[0].labels == ["abuse"] and preds[1].labels == [] and not preds[1].flagged
+    assert set(preds[0].scores) == set(clf.categories)
+    proba = clf.predict_proba(["a", "b", "c"])
+    assert proba.shape == (3, 11) and proba.dtype == np.float32 and ((proba >= 0) & (proba <= 1)).all()
+    with pytest.raises(TypeError, match="single str"):
+        clf.predict("not a list")
+    with pytest.raises(TypeError, match="input 1: expected str, got NoneType"):
+        clf.predict(["ok", None])
+
+
+def test_every_odd_string_gets_a_prediction(ngram_checkpoint):
+    clf = modelkit.load(ngram_checkpoint)
+    odd = ["", "   \t\n ", "x" * 1_000_000, "bad \ud800\udfff surrogates \udc80", "\x00\x01\x02ctrl\x7f",
+           "\u200b\u200d\ufeff", "🔞🔞🔞", "ｆｕｌｌｗｉｄｔｈ"]
+    proba = clf.predict_proba(odd)
+    assert proba.shape == (len(odd), 11) and np.isfinite(proba).all()
+
+
+def test_broken_checkpoints_raise_clear_errors(ngram_checkpoint, tmp_path):
+    clf = modelkit.load(ngram_checkpoint)
+    target = tmp_path / "ckpt"
+    clf.save(target)
+    weights = target / "model.safetensors"
+    original = weights.read_bytes()
+
+    weights.write_bytes(original[:-10] + b"0123456789")
+    with pytest.raises(CheckpointError, match="model.safetensors does not match the hash"):
+        load_checkpoint(target)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="file model.safetensors is missing"):
+        load_checkpoint(target)
+    weights.write_bytes(original)
+    load_checkpoint(target)
+
+    config = (target / "config.json").read_text()
+    (target / "config.json").write_text(config[:50])
+    with pytest.raises(CheckpointError, match="config.json: not valid JSON"):
+        load_checkpoint(target)
+    (target / "config.json").write_text(config.replace('"embed_dim": 16', '"embed_dim": 17'))
+    with pytest.raises(CheckpointError, match="weights do not fit the architecture"):
+        load_checkpoint(target)
+    (target / "config.json").write_text(config.replace('"name": "ngram"', '"name": "evil"'))
+    with pytest.raises(CheckpointError, match="unknown model 'evil'"):
+        load_checkpoint(target)
+    (target / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_checkpoint(target)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing")
+
+
+def test_resume_continues_from_last_epoch(synthetic_splits, tmp_path):
+    recipe = ngram_recipe(synthetic_splits, tmp_path / "run", epochs=2, early_stopping_patience=0)
+    modelkit.train(recipe)
+    state = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())
+    assert state["epoch"] == 2
+    recipe["train"]["epochs"] = 3
+    modelkit.train(recipe, resume=True)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    evals = [r["epoch"] for r in log if r["event"] == "eval" and r["split"] == "dev"]
+    assert evals == [1, 2, 3]  # the resumed run only trained epoch 3
+    assert [r["resumed_epoch"] for r in log if r["event"] == "start"] == [0, 2]
+
+
+def test_early_stopping_and_thresholds(synthetic_splits, tmp_path):
+    recipe = ngram_recipe(synthetic_splits, tmp_path / "run", epochs=30, early_stopping_patience=1,
+                          tune_thresholds=True, pos_weight="sqrt")
+    modelkit.train(recipe)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert len([r for r in log if r["event"] == "eval" and r["split"] == "dev"]) < 30
+    thresholds = json.loads((tmp_path / "run" / "config.json").read_text())["thresholds"]
+    assert any(abs(t - 0.5) > 1e-6 for t in thresholds.values())

