@@ -34,8 +34,9 @@ def ngram_recipe(splits: dict, output_dir: Path, **train) -> dict:
     return {
         "output_dir": str(output_dir),
         "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "test": str(splits["test"])},
-        "model": {"name": "ngram", "embed_dim": 16, "features": {"num_buckets": 1 << 16}},
-        "train": {"epochs": 8, "batch_size": 32, "learning_rate": 0.01, "log_every": 10, **train},
+        "model": {"name": "ngram", "embed_dim": 32, "features": {"num_buckets": 1 << 16}},
+        "train": {"epochs": 15, "batch_size": 16, "learning_rate": 0.01, "log_every": 10,
+                  "early_stopping_patience": 5, **train},
     }
 
 

@@ -14,7 +14,7 @@ from conftest import REPO, ngram_recipe
 def test_two_process_data_parallel_training(synthetic_splits, tmp_path):
     """torchrun starts 2 CPU processes (gloo); both train one model on halves of each batch."""
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(ngram_recipe(synthetic_splits, tmp_path / "ddp", epochs=5)))
+    recipe.write_text(yaml.safe_dump(ngram_recipe(synthetic_splits, tmp_path / "ddp")))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).parent / "torchrun"
     result = subprocess.run(

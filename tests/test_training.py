@@ -76,7 +76,7 @@ def test_broken_checkpoints_raise_clear_errors(ngram_checkpoint, tmp_path):
     (target / "config.json").write_text(config[:50])
     with pytest.raises(CheckpointError, match="config.json: not valid JSON"):
         load_checkpoint(target)
-    (target / "config.json").write_text(config.replace('"embed_dim": 16', '"embed_dim": 17'))
+    (target / "config.json").write_text(config.replace('"embed_dim": 32', '"embed_dim": 33'))
     with pytest.raises(CheckpointError, match="weights do not fit the architecture"):
         load_checkpoint(target)
     (target / "config.json").write_text(config.replace('"name": "ngram"', '"name": "evil"'))

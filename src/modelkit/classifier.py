@@ -88,9 +88,7 @@ class Classifier:
     @torch.inference_mode()
     def predict_proba(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
         """Sigmoid scores, shape ``[len(inputs), n_categories]``, columns in taxonomy order."""
-        if isinstance(inputs, str):
-            raise TypeError("expected a list of inputs, got a single str; wrap it in a list")
-        inputs = list(inputs)
+        inputs = self.model.preprocessor.check(inputs)
         scores = np.zeros((len(inputs), len(self.taxonomy)), dtype=np.float32)
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()

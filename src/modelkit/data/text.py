@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Sequence
+from functools import lru_cache
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -84,6 +85,9 @@ class NgramFeatureConfig:
     char_ngram_min: int = 1
     char_ngram_max: int = 4
     word_ngram_max: int = 2
+    # Where words come from: runs of letters/digits (space-separated scripts only), or a
+    # dictionary segmenter that also splits Chinese into words (jieba, C++ build).
+    words: Literal["alnum", "jieba"] = "alnum"
     num_buckets: int = 1 << 20
 
     def __post_init__(self) -> None:
@@ -103,6 +107,28 @@ _TEXT_START, _TEXT_END = "\x02", "\x03"
 # Letters and digits of alphabetic scripts form words; CJK and later blocks (>= U+2E80) are
 # covered by character n-grams since they are written without spaces.
 _WORD_CHAR = np.array([chr(c).isalnum() for c in range(0x2E80)] + [False], dtype=bool)
+
+
+_SEPARATOR = "\x01"
+
+
+def _encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate texts between start/end markers as code points; per position: text, text end."""
+    padded = [_TEXT_START + t + _TEXT_END for t in texts]
+    lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
+    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(_U64)
+    return codes, np.repeat(np.arange(len(padded)), lengths), np.repeat(np.cumsum(lengths), lengths)
+
+
+@lru_cache(maxsize=1)
+def _jieba_cut():
+    try:
+        import jieba_fast_dat as jieba
+    except ImportError as err:
+        raise ImportError("features.words: jieba needs the package jieba-fast-dat (pip install jieba-fast-dat)") from err
+    jieba.setLogLevel(60)
+    jieba.initialize()
+    return jieba.lcut
 
 
 def _mix(hashes: np.ndarray, salt: int) -> np.ndarray:
@@ -128,12 +154,8 @@ class HashingNgramFeaturizer:
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(ids, offsets)``: flat int64 bucket ids and the start of each text's bag."""
         cfg = self.config
-        padded = [_TEXT_START + t + _TEXT_END for t in texts]
-        lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=len(padded))
-        codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(_U64)
+        codes, doc_of, doc_end = _encode(texts)
         total = codes.size
-        doc_of = np.repeat(np.arange(len(padded)), lengths)
-        doc_end = np.repeat(np.cumsum(lengths), lengths)
 
         feature_docs: list[np.ndarray] = []
         feature_hashes: list[np.ndarray] = []
@@ -153,20 +175,28 @@ class HashingNgramFeaturizer:
             feature_docs.append(doc_of[: rolling.size][valid])
             feature_hashes.append(_mix(rolling[valid], salt=n))
 
-        if cfg.word_ngram_max:
-            docs, hashes = self._word_ngrams(codes, doc_of)
-            feature_docs.extend(docs)
-            feature_hashes.extend(hashes)
+        if cfg.word_ngram_max and cfg.words == "alnum":
+            is_word = _WORD_CHAR[np.minimum(codes, _WORD_CHAR.size - 1).astype(np.int64)]
+            docs, hashes = self._word_ngrams(codes, doc_of, is_word)
+        elif cfg.word_ngram_max:
+            # Segmented tokens joined by a separator that normalised text never contains.
+            cut = _jieba_cut()
+            segmented = [_SEPARATOR.join(w for w in cut(t) if not w.isspace()) for t in texts]
+            seg_codes, seg_doc_of, _ = _encode(segmented)
+            docs, hashes = self._word_ngrams(seg_codes, seg_doc_of, seg_codes > _U64(3))
+        else:
+            docs, hashes = [], []
+        feature_docs.extend(docs)
+        feature_hashes.extend(hashes)
 
         docs = np.concatenate(feature_docs)
         order = np.argsort(docs, kind="stable")
         ids = (np.concatenate(feature_hashes)[order] % _U64(cfg.num_buckets)).astype(np.int64)
-        counts = np.bincount(docs, minlength=len(padded))
+        counts = np.bincount(docs, minlength=len(texts))
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         return ids, offsets
 
-    def _word_ngrams(self, codes: np.ndarray, doc_of: np.ndarray):
-        is_word = _WORD_CHAR[np.minimum(codes, _WORD_CHAR.size - 1).astype(np.int64)]
+    def _word_ngrams(self, codes: np.ndarray, doc_of: np.ndarray, is_word: np.ndarray):
         edges = np.diff(np.concatenate([[False], is_word, [False]]).astype(np.int8))
         starts = np.flatnonzero(edges == 1)
         ends = np.flatnonzero(edges == -1)

@@ -18,6 +18,10 @@ from ..config import from_dict, to_dict
 class Preprocessor(Protocol):
     """Raw inputs (texts, image paths, ...) -> a batch of tensors for ``model(**batch)``."""
 
+    def check(self, inputs: Sequence[Any]) -> list[Any]:
+        """Validate a whole input list up front; errors name the position in it."""
+        ...
+
     def __call__(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]: ...
 
 

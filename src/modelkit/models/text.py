@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,30 +31,31 @@ class NgramConfig:
     embed_dim: int = 64
     hidden_dim: int = 0
     dropout: float = 0.0
-    # mean: average of n-gram vectors; sqrt: sum / sqrt(n), so longer texts carry more evidence.
-    pooling: Literal["mean", "sqrt"] = "mean"
+    # sqrt (default): sum / sqrt(n), so one abusive sentence in a long post is not averaged away;
+    # mean: plain average of the n-gram vectors.
+    pooling: Literal["mean", "sqrt"] = "sqrt"
+    # Fraction of a text's n-grams dropped at random in training: keeps the model from leaning
+    # on rare n-grams that identify single training rows.
+    ngram_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1, got {self.embed_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "ngram_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 class NgramPreprocessor:
+    check = staticmethod(check_texts)
+
     def __init__(self, config: NgramConfig) -> None:
         self.normalizer = TextNormalizer(config.normalizer)
         self.featurizer = HashingNgramFeaturizer(config.features)
-        self.pooling = config.pooling
 
     def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         ids, offsets = self.featurizer(self.normalizer.batch(check_texts(texts)))
-        batch = {"input_ids": torch.from_numpy(ids), "offsets": torch.from_numpy(offsets)}
-        if self.pooling == "sqrt":
-            counts = np.diff(np.append(offsets, ids.size))
-            weights = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts).astype(np.float32)
-            batch["weights"] = torch.from_numpy(weights)
-        return batch
+        return {"input_ids": torch.from_numpy(ids), "offsets": torch.from_numpy(offsets)}
 
 
 @register_model("ngram")
@@ -73,12 +73,20 @@ class NgramTextModel(ModerationModel):
     def __init__(self, config: NgramConfig, num_labels: int) -> None:
         super().__init__(config, num_labels)
         self.preprocessor = NgramPreprocessor(config)
-        mode = "mean" if config.pooling == "mean" else "sum"
-        self.embedding = nn.EmbeddingBag(config.features.num_buckets, config.embed_dim, mode=mode, sparse=True)
+        self.embedding = nn.EmbeddingBag(config.features.num_buckets, config.embed_dim, mode="sum", sparse=True)
         nn.init.uniform_(self.embedding.weight, -0.5 / config.embed_dim, 0.5 / config.embed_dim)
         self.head = MultiLabelHead(config.embed_dim, num_labels, config.hidden_dim, config.dropout)
 
-    def forward(self, input_ids: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        # Pooling as a weighted sum: each kept n-gram weighs 1/n (mean) or 1/sqrt(n) of its bag.
+        counts = torch.diff(offsets, append=offsets.new_tensor([input_ids.numel()]))
+        bag = torch.repeat_interleave(torch.arange(counts.numel(), device=offsets.device), counts)
+        keep = torch.ones(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+        if self.training and self.config.ngram_dropout:
+            keep = (torch.rand_like(keep) >= self.config.ngram_dropout).float()
+        kept = torch.zeros(counts.numel(), device=keep.device).index_add_(0, bag, keep).clamp_(min=1.0)
+        norm = kept if self.config.pooling == "mean" else kept.sqrt()
+        weights = keep / norm[bag]
         return self.head(self.embedding(input_ids, offsets, per_sample_weights=weights))
 
 
@@ -109,6 +117,8 @@ class TransformerConfig:
 
 
 class TransformerPreprocessor:
+    check = staticmethod(check_texts)
+
     def __init__(self, config: TransformerConfig, tokenizer: Any) -> None:
         self.normalizer = TextNormalizer(config.normalizer)
         self.tokenizer = tokenizer

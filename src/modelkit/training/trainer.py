@@ -62,6 +62,12 @@ class _Collate:
         return batch
 
 
+def _accelerator_available() -> bool:
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    return torch.cuda.is_available()
+
+
 def _schedule(config: TrainConfig, total_steps: int):
     warmup = int(config.warmup_ratio * total_steps)
 
@@ -90,6 +96,9 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
         self.resume = resume
         self.accelerator = Accelerator(
+            # Without an accelerator, accelerate only forms a multi-process (gloo) group when told
+            # it is on CPU; with cpu=False, torchrun's processes would each train alone.
+            cpu=not _accelerator_available(),
             mixed_precision=config.train.mixed_precision,
             gradient_accumulation_steps=config.train.grad_accum_steps,
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -178,7 +187,9 @@ class Trainer:
         optimizer = build_optimizer(model, cfg.learning_rate, cfg.weight_decay)
         train_loader = self._loader(train, model, shuffle=True, batch_size=cfg.batch_size)
         dev_loader = self._loader(dev, model, shuffle=False, batch_size=cfg.eval_batch_size)
-        steps_per_epoch = math.ceil(len(train_loader) / (acc.num_processes * cfg.grad_accum_steps))
+        # Counted on the unsharded loader: accelerate steps a prepared scheduler once per process
+        # for every optimiser step, so the schedule spans the same data whatever the world size.
+        steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum_steps)
         total_steps = max(1, steps_per_epoch * cfg.epochs)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, total_steps))
         model, optimizer, train_loader, dev_loader, scheduler = acc.prepare(
