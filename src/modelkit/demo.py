@@ -11,7 +11,7 @@ from .evaluation.evaluate import evaluate
 from .evaluation.metrics import format_metrics
 from .training.trainer import train
 
-EXAMPLES = ["你这个傻逼，滚", "今天天气不错，去公园走走", "free ebook warez download here", "大师开光转运符，保平安"]
+EXAMPLES = ["你这个傻逼，滚", "今天天气不错，去公园走走", "pirated movie torrent, please share", "大师开光转运符，保平安"]
 
 
 def run_demo(output_dir: Path) -> dict[str, Path]:
