@@ -110,3 +110,14 @@ def test_early_stopping_and_thresholds(synthetic_splits, tmp_path):
     assert len([r for r in log if r["event"] == "eval" and r["split"] == "dev"]) < 30
     thresholds = json.loads((tmp_path / "run" / "config.json").read_text())["thresholds"]
     assert any(abs(t - 0.5) > 1e-6 for t in thresholds.values())
+
+
+def test_gradient_accumulation_and_bf16_autocast(synthetic_splits, tmp_path):
+    recipe = ngram_recipe(synthetic_splits, tmp_path / "run", grad_accum_steps=2, mixed_precision="bf16",
+                          batch_size=8)
+    checkpoint = modelkit.train(recipe)
+    metrics = json.loads((checkpoint / "metrics.json").read_text())
+    assert metrics["test"]["macro_f1"] >= 0.9
+    state = json.loads((checkpoint / "last" / "trainer_state.json").read_text())
+    batches_per_epoch = -(-len(synthetic_splits["train"].read_text().splitlines()) // 8)
+    assert state["global_step"] == state["epoch"] * -(-batches_per_epoch // 2)  # one optimiser step per 2 batches
