@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     base, ours = results["scikit-learn tfidf+LR"], results["modelkit ngram"]
     print(f"\nCOLD train {len(train_x)} rows -> dev {len(dev_x)} rows, CPU threads: {os.cpu_count()}")
-    print(f"| pipeline | train time (s) | dev accuracy | predict (texts/s) |")
-    print(f"| --- | ---: | ---: | ---: |")
+    print("| pipeline | train time (s) | dev accuracy | predict (texts/s) |")
+    print("| --- | ---: | ---: | ---: |")
     for name, r in results.items():
         print(f"| {name} | {r['train_s']:.1f} | {r['dev_accuracy']:.4f} | {r['texts_per_s']:,.0f} |")
     print(f"| ratio modelkit / scikit-learn | {ours['train_s'] / base['train_s']:.2f}x | "

@@ -1,7 +1,6 @@
 """The shipped recipes against the real data in ../shared/data."""
 
 import json
-from pathlib import Path
 
 import pytest
 

