@@ -90,7 +90,14 @@ class Trainer:
 
     def __init__(self, config: RunConfig, resume: bool = False) -> None:
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState, GradientState
         from accelerate.utils import DataLoaderConfiguration, set_seed
+
+        # accelerate keeps per-process singletons: without a reset, a second run in the same
+        # process (a notebook, the tests) would refuse another precision or keep the old
+        # accumulation. The process group (PartialState) is kept.
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
 
         self.config = config
         self.train_config = config.train
