@@ -32,8 +32,9 @@ def test_train_predict_evaluate_end_to_end(synthetic_splits, tmp_path, capsys):
                  "--output-dir", str(tmp_path / "eval")]) == 0
     printed = capsys.readouterr().out
     assert "macro-F1" in printed and "abuse" in printed
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["macro_f1"] > 0.9 and set(metrics["per_category"]["abuse"]) >= {"precision", "recall", "f1", "roc_auc"}
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["overall"]["macro_f1"] > 0.9
+    assert set(report["categories"]["abuse"]) >= {"precision", "recall", "f1", "roc_auc", "ci", "threshold_table"}
 
 
 def test_cli_reports_errors_without_traceback(tmp_path, capsys):

@@ -45,6 +45,8 @@ class Checkpoint:
     thresholds: dict[str, float]
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set by ``modelkit calibrate``: per-category temperatures and how thresholds were fitted.
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
@@ -97,6 +99,7 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
             "model": model.checkpoint_config(),
             "taxonomy": taxonomy.to_dict(),
             "thresholds": {c: float(checkpoint.thresholds[c]) for c in taxonomy.ids},
+            "calibration": checkpoint.calibration,
             "extra": checkpoint.extra,
             "files": {name: _sha256(staging / name) for name in files},
         }
@@ -177,11 +180,24 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         )
     model.load_state_dict(state)
     model.eval()
-    thresholds = {c: float(config["thresholds"].get(c, 0.5)) for c in taxonomy.ids}
+    thresholds = {c: _number(config["thresholds"].get(c, 0.5), f"thresholds.{c}", directory) for c in taxonomy.ids}
+    calibration = dict(config.get("calibration") or {})
+    temperature = calibration.get("temperature") or {}
+    if not isinstance(temperature, dict):
+        raise CheckpointError(f"{directory}/{CONFIG}: calibration.temperature must map categories to numbers")
+    for category, value in temperature.items():
+        if category not in taxonomy or not _number(value, f"calibration.temperature.{category}", directory) > 0:
+            raise CheckpointError(f"{directory}/{CONFIG}: calibration.temperature.{category}: not a category with T > 0")
     metrics = {}
     if (directory / "metrics.json").is_file():
         metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
-    return Checkpoint(model, taxonomy, thresholds, metrics, dict(config.get("extra") or {}))
+    return Checkpoint(model, taxonomy, thresholds, metrics, dict(config.get("extra") or {}), calibration)
+
+
+def _number(value: Any, name: str, directory: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise CheckpointError(f"{directory}/{CONFIG}: {name} must be a number, got {value!r}")
+    return float(value)
 
 
 def _model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -201,6 +217,8 @@ def _model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
     ]
     for cat in config["taxonomy"]["categories"]:
         lines.append(f"| {cat['id']} | {cat['name_en']} | {cat['name_zh']} | {config['thresholds'][cat['id']]:.3f} |")
+    if config.get("calibration"):
+        lines += ["", "## Calibration", "", "```json", json.dumps(config["calibration"], indent=2, ensure_ascii=False), "```"]
     if metrics:
         lines += ["", "## Metrics", "", "```json", json.dumps(metrics, indent=2, ensure_ascii=False)[:4000], "```"]
     lines += ["", f"modelkit {config['modelkit_version']}, torch {config['torch_version']}", ""]

@@ -31,6 +31,11 @@ class Prediction:
         return {"scores": self.scores, "labels": self.labels}
 
 
+def scores_from_logits(logits: np.ndarray, temperature: np.ndarray | float = 1.0) -> np.ndarray:
+    """sigmoid(logits / T), the same float32 sigmoid as in training."""
+    return torch.sigmoid(torch.from_numpy(np.asarray(logits / temperature, dtype=np.float32))).numpy()
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -51,6 +56,7 @@ class Classifier:
         device: str | torch.device | None = None,
         metrics: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
+        calibration: dict[str, Any] | None = None,
     ) -> None:
         self.model = model.eval()
         self.taxonomy = taxonomy
@@ -58,16 +64,17 @@ class Classifier:
         self.thresholds.update(thresholds or {})
         self.metrics = metrics or {}
         self.extra = extra or {}
+        self.calibration = calibration or {}
         self.device = torch.device(device) if device is not None else default_device()
         self.model.to(self.device)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device | None = None) -> Classifier:
         ckpt = load_checkpoint(directory)
-        return cls(ckpt.model, ckpt.taxonomy, ckpt.thresholds, device, ckpt.metrics, ckpt.extra)
+        return cls(ckpt.model, ckpt.taxonomy, ckpt.thresholds, device, ckpt.metrics, ckpt.extra, ckpt.calibration)
 
     def save(self, directory: str | Path) -> Path:
-        checkpoint = Checkpoint(self.model, self.taxonomy, self.thresholds, self.metrics, self.extra)
+        checkpoint = Checkpoint(self.model, self.taxonomy, self.thresholds, self.metrics, self.extra, self.calibration)
         return save_checkpoint(directory, checkpoint)
 
     @property
@@ -78,6 +85,12 @@ class Classifier:
     def threshold_vector(self) -> np.ndarray:
         return np.array([self.thresholds[c] for c in self.taxonomy.ids], dtype=np.float32)
 
+    @property
+    def temperature_vector(self) -> np.ndarray:
+        """Per-category temperatures from ``modelkit calibrate`` (1.0: scores as trained)."""
+        fitted = self.calibration.get("temperature") or {}
+        return np.array([fitted.get(c, 1.0) for c in self.taxonomy.ids], dtype=np.float32)
+
     def _batches(self, inputs: list[Any], batch_size: int) -> Iterator[tuple[np.ndarray, list[Any]]]:
         # Sorting by length groups similar sizes so padded models waste little compute.
         order = np.argsort([len(x) if isinstance(x, str) else 0 for x in inputs], kind="stable")
@@ -86,10 +99,10 @@ class Classifier:
             yield index, [inputs[i] for i in index]
 
     @torch.inference_mode()
-    def predict_proba(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
-        """Sigmoid scores, shape ``[len(inputs), n_categories]``, columns in taxonomy order."""
+    def predict_logits(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        """Raw logits before calibration, shape ``[len(inputs), n_categories]``."""
         inputs = self.model.preprocessor.check(inputs)
-        scores = np.zeros((len(inputs), len(self.taxonomy)), dtype=np.float32)
+        logits = np.zeros((len(inputs), len(self.taxonomy)), dtype=np.float32)
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
         )
@@ -97,11 +110,15 @@ class Classifier:
         for index, chunk in self._batches(inputs, batch_size):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in self.model.preprocessor(chunk).items()}
             with autocast:
-                logits = self.model(**batch)
-            scores[index] = torch.sigmoid(logits.float()).cpu().numpy()
+                logits[index] = self.model(**batch).float().cpu().numpy()
             bar.update(len(chunk))
         bar.close()
-        return scores
+        return logits
+
+    def predict_proba(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        """Calibrated sigmoid scores, shape ``[len(inputs), n_categories]``, columns in taxonomy order."""
+        logits = self.predict_logits(inputs, batch_size=batch_size, progress=progress)
+        return scores_from_logits(logits, self.temperature_vector)
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Boolean label matrix: score >= the category's threshold."""

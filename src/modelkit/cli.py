@@ -1,4 +1,4 @@
-"""``modelkit`` command line: train, evaluate, predict, demo."""
+"""``modelkit`` command line: train, evaluate, calibrate, compare, predict, demo."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Sequence
 from .checkpoint import CheckpointError
 from .config import ConfigError
 from .data.records import DataError
+from .evaluation.report import EvaluationError
 
 logger = logging.getLogger("modelkit")
 
@@ -26,16 +27,52 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.evaluate import evaluate
-    from .evaluation.metrics import format_metrics
+    from .evaluation.evaluate import evaluate, summary_text
 
     output_dir = Path(args.output_dir or Path(args.checkpoint) / "eval" / Path(args.data).stem)
-    metrics = evaluate(
-        args.checkpoint, args.data, output=output_dir / "metrics.json", batch_size=args.batch_size,
-        progress=True, input_field=args.input_field, label_field=args.label_field,
+    started = time.perf_counter()
+    report = evaluate(
+        args.checkpoint, args.data, output_dir=output_dir, slice_by=args.slice_by, batch_size=args.batch_size,
+        progress=True, bootstrap_resamples=args.bootstrap, errors_per_category=args.errors,
+        input_field=args.input_field, label_field=args.label_field,
     )
-    print(format_metrics(metrics))
-    print(f"metrics: {output_dir / 'metrics.json'}")
+    print(summary_text(report))
+    print(f"report: {output_dir / 'report.html'} (+ report.json, report.md, predictions.jsonl) "
+          f"in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .evaluation.calibrate import calibrate
+
+    record = calibrate(
+        args.checkpoint, args.data, objective=args.objective, per_category=args.per_category,
+        temperature=args.temperature, output=args.output, batch_size=args.batch_size, progress=True,
+        input_field=args.input_field, label_field=args.label_field,
+    )
+    print(f"objective {record['objective']} on {record['fitted_on']['rows']} rows of {record['fitted_on']['data']}")
+    print(f"{'category':<22}{'threshold':>10}{'T':>7}{'prec':>8}{'recall':>8}{'F1':>8}")
+    for category, dev in record["dev"].items():
+        temperature = record["temperature"].get(category, 1.0)
+        print(f"{category:<22}{dev['threshold']:>10.4f}{temperature:>7.2f}{dev['precision']:>8.4f}"
+              f"{dev['recall']:>8.4f}{dev['f1']:>8.4f}")
+    if record["unreachable"]:
+        print(f"objective not reachable (threshold kept) for: {', '.join(record['unreachable'])}")
+    print(f"checkpoint: {args.output or args.checkpoint}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .evaluation.compare import compare_reports
+    from .evaluation.render import render_comparison
+
+    result = compare_reports(args.report_a, args.report_b, resamples=args.bootstrap, seed=args.seed)
+    markdown, html = render_comparison(result)
+    print(markdown)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(html, encoding="utf-8")
+    print(f"comparison: {output}")
     return 0
 
 
@@ -77,6 +114,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _objective(text: str):
+    from .evaluation.thresholds import Objective
+
+    try:
+        return Objective.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -93,14 +139,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last")
     p.set_defaults(func=_cmd_train)
 
-    p = commands.add_parser("evaluate", help="metrics of a checkpoint on a labelled file")
+    p = commands.add_parser("evaluate", help="evaluation report of a checkpoint on a labelled file")
     p.add_argument("checkpoint")
     p.add_argument("--data", required=True, help="labelled jsonl/csv/parquet file")
-    p.add_argument("--output-dir", help="where metrics.json goes (default CHECKPOINT/eval/DATA_NAME)")
+    p.add_argument("--output-dir", help="where the report goes (default CHECKPOINT/eval/DATA_NAME)")
+    p.add_argument("--slice-by", nargs="+", default=[], metavar="FIELD",
+                   help="break every metric down by these columns of the data, e.g. topic language")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for intervals")
+    p.add_argument("--errors", type=int, default=10, metavar="K", help="false positives/negatives shown per category")
     p.add_argument("--input-field", help="input column (default: as in training)")
     p.add_argument("--label-field", help="label column (default: as in training)")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = commands.add_parser("calibrate", help="fit thresholds (and temperatures) on a dev set into a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", required=True, help="labelled dev file")
+    p.add_argument("--objective", type=_objective, default="f1",
+                   help="f1 | precision@P | recall@R, e.g. precision@0.95 (default f1)")
+    p.add_argument("--per-category", action="store_true", help="one threshold per category (default: one shared)")
+    p.add_argument("--temperature", action="store_true", help="also fit temperature scaling per category")
+    p.add_argument("--output", help="write the calibrated checkpoint here instead of in place")
+    p.add_argument("--input-field", help="input column (default: as in training)")
+    p.add_argument("--label-field", help="label column (default: as in training)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=_cmd_calibrate)
+
+    p = commands.add_parser("compare", help="paired bootstrap comparison of two reports on the same data")
+    p.add_argument("report_a", help="report.json or its directory (the baseline)")
+    p.add_argument("report_b", help="report.json or its directory (the candidate)")
+    p.add_argument("--output", default="comparison.html", help="HTML file to write (default comparison.html)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_compare)
 
     p = commands.add_parser("predict", help="score every row of a file")
     p.add_argument("checkpoint")
@@ -126,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, DataError, CheckpointError, EvaluationError, FileNotFoundError) as err:
         print(f"modelkit {args.command}: error: {err}", file=sys.stderr)
         return 2
 

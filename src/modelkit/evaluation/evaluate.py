@@ -1,15 +1,15 @@
-"""``modelkit.evaluate``: score a labelled file with a checkpoint and compute metrics."""
+"""``modelkit.evaluate``: score a labelled file with a checkpoint and build its report."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from ..checkpoint import write_json
 from ..classifier import Classifier
 from ..data.records import DataConfig, read_records
-from .metrics import compute_metrics
+from .metrics import format_metrics
+from .report import EvaluationError, ScoredData, build_report, write_report
 
 
 def data_config_for(classifier: Classifier, **overrides: Any) -> DataConfig:
@@ -23,23 +23,53 @@ def data_config_for(classifier: Classifier, **overrides: Any) -> DataConfig:
 def evaluate(
     checkpoint: str | Path | Classifier,
     data: Any,
-    output: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    slice_by: Sequence[str] = (),
     batch_size: int = 256,
     progress: bool = False,
+    bootstrap_resamples: int = 1000,
+    errors_per_category: int = 10,
     **data_overrides: Any,
 ) -> dict[str, Any]:
-    """Metrics of ``checkpoint`` on labelled ``data`` (a file or ``datasets.Dataset``).
+    """The evaluation report of ``checkpoint`` on labelled ``data`` (a file or ``datasets.Dataset``).
 
     Field names and label mapping default to those the checkpoint was trained with;
-    ``input_field=...``, ``label_field=...`` etc. override them. With ``output`` the metrics
-    are also written there as JSON.
+    ``input_field=...``, ``label_field=...`` etc. override them. ``slice_by`` names columns of
+    the data to break every metric down by. With ``output_dir`` the report is also written
+    there (``report.json``, ``report.md``, ``report.html``, plots, ``predictions.jsonl``).
     """
     classifier = checkpoint if isinstance(checkpoint, Classifier) else Classifier.load(checkpoint)
-    records = read_records(data, data_config_for(classifier, **data_overrides), classifier.taxonomy)
+    config = data_config_for(classifier, **data_overrides)
+    records = read_records(data, config, classifier.taxonomy)
+    missing = [f for f in slice_by if f not in records.table.column_names]
+    if missing:
+        raise EvaluationError(
+            f"{records.source}: cannot slice by {missing[0]!r}; columns: {', '.join(records.table.column_names)}"
+        )
     scores = classifier.predict_proba(records.inputs, batch_size=batch_size, progress=progress)
-    metrics = compute_metrics(records.labels, scores, classifier.threshold_vector, classifier.categories)
-    metrics = {"data": records.source, "checkpoint": str(checkpoint), **metrics}
-    if output is not None:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        write_json(Path(output), metrics)
-    return metrics
+    scored = ScoredData.build(
+        records.labels, scores, classifier.categories, ids=records.ids, inputs=records.inputs,
+        fields={name: records.table[name] for name in slice_by},
+    )
+    header = {
+        "data": records.source,
+        "checkpoint": {
+            "path": str(checkpoint) if not isinstance(checkpoint, Classifier) else "(in memory)",
+            "model": classifier.model.registry_name,
+            "modality": classifier.model.modality,
+            "calibration": classifier.calibration,
+        },
+        "taxonomy": classifier.taxonomy.name,
+    }
+    report = build_report(
+        scored, classifier.threshold_vector, header=header, slice_by=slice_by,
+        bootstrap_resamples=bootstrap_resamples, errors_per_category=errors_per_category,
+    )
+    if output_dir is not None:
+        write_report(scored, report, output_dir)
+    return report
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    """The headline numbers of a report as a terminal table."""
+    return format_metrics({**report["overall"], "per_category": report["categories"]})

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
+    confusion_matrix,
     precision_recall_fscore_support,
     roc_auc_score,
 )
@@ -50,6 +51,44 @@ def _safe(metric, *args) -> float | None:
     return None if np.isnan(value) else value
 
 
+def category_prf(truth: np.ndarray, pred: np.ndarray, average: str | None = None):
+    """scikit-learn's precision/recall/F1/support over category columns.
+
+    A one-column indicator matrix would be read by scikit-learn as a binary problem with two
+    classes (negatives included); asking for the positive class keeps it per category.
+    """
+    if truth.shape[1] == 1:
+        return precision_recall_fscore_support(truth[:, 0], pred[:, 0], labels=[True], average=average, zero_division=0)
+    return precision_recall_fscore_support(truth, pred, average=average, zero_division=0)
+
+
+def ranking_metrics(truth: np.ndarray, scores: np.ndarray) -> dict[str, list[float | None] | float | None]:
+    """Threshold-free metrics: ROC-AUC and average precision per category and averaged.
+
+    A category whose labels are all one class has no ROC-AUC (``None``), and none without
+    positives has no AP. ``macro`` averages the defined categories, ``weighted`` weights them
+    by support (positives) as scikit-learn does, ``micro`` pools all (row, category) pairs.
+    """
+    truth = truth >= 0.5
+    support = truth.sum(axis=0)
+    result: dict[str, Any] = {}
+    for name, metric in (("roc_auc", roc_auc_score), ("average_precision", average_precision_score)):
+        values = [
+            _safe(metric, truth[:, j], scores[:, j]) if truth[:, j].any() else None for j in range(truth.shape[1])
+        ]
+        defined = [j for j, v in enumerate(values) if v is not None]
+        result[name] = values
+        if truth.shape[1] == 1:  # pooling one column is that column
+            result[f"micro_{name}"] = values[0]
+        else:
+            result[f"micro_{name}"] = _safe(metric, truth.ravel(), scores.ravel()) if truth.any() else None
+        result[f"macro_{name}"] = float(np.mean([values[j] for j in defined])) if defined else None
+        result[f"weighted_{name}"] = (
+            float(np.average([values[j] for j in defined], weights=support[defined])) if defined else None
+        )
+    return result
+
+
 def compute_metrics(
     y_true: np.ndarray,
     scores: np.ndarray,
@@ -66,16 +105,17 @@ def compute_metrics(
     y_true, scores = check_inputs(y_true, scores, categories)
     y_pred = scores >= np.asarray(thresholds)[None, :]
     truth = y_true >= 0.5
+    ranking = ranking_metrics(truth, scores)
     per_category = {}
-    precision, recall, f1, support = precision_recall_fscore_support(truth, y_pred, average=None, zero_division=0)
+    precision, recall, f1, support = category_prf(truth, y_pred)
     for j, category in enumerate(categories):
         per_category[category] = {
             "support": int(support[j]),
             "precision": float(precision[j]),
             "recall": float(recall[j]),
             "f1": float(f1[j]),
-            "roc_auc": _safe(roc_auc_score, truth[:, j], scores[:, j]),
-            "average_precision": _safe(average_precision_score, truth[:, j], scores[:, j]) if truth[:, j].any() else None,
+            "roc_auc": ranking["roc_auc"][j],
+            "average_precision": ranking["average_precision"][j],
         }
     result: dict[str, Any] = {
         "n": int(len(y_true)),
@@ -83,10 +123,10 @@ def compute_metrics(
         "per_category": per_category,
     }
     for average in ("micro", "macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(truth, y_pred, average=average, zero_division=0)
+        p, r, f, _ = category_prf(truth, y_pred, average)
         result[f"{average}_precision"], result[f"{average}_recall"], result[f"{average}_f1"] = float(p), float(r), float(f)
-    aucs = [m["roc_auc"] for m in per_category.values() if m["roc_auc"] is not None]
-    result["macro_roc_auc"] = float(np.mean(aucs)) if aucs else None
+        for name in ("roc_auc", "average_precision"):
+            result[f"{average}_{name}"] = ranking[f"{average}_{name}"]
     if is_exclusive(truth):
         true_class = exclusive_classes(truth, None, categories)
         pred_class = exclusive_classes(y_pred, scores, categories)
@@ -99,6 +139,8 @@ def compute_metrics(
             "accuracy": float(accuracy_score(true_class, pred_class)),
             "weighted_f1": float(weighted_f1),
             "macro_f1": float(np.mean(f)),
+            "labels": labels,
+            "confusion_matrix": confusion_matrix(true_class, pred_class, labels=labels).tolist(),
             "per_class": {
                 name: {"support": int(s[i]), "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i])}
                 for i, name in enumerate(labels)
