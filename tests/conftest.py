@@ -46,3 +46,17 @@ def ngram_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
     import modelkit
 
     return modelkit.train(ngram_recipe(synthetic_splits, tmp_path_factory.mktemp("runs") / "ngram"))
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The browser; skipped where absent, a failure under MODELKIT_REQUIRE_CHROMIUM=1 (CI)."""
+    from modelkit.evaluation.screenshot import find_chromium
+
+    browser = find_chromium()
+    if browser is None:
+        message = "no Chromium found (apt-get install chromium, or set MODELKIT_CHROMIUM)"
+        if os.environ.get("MODELKIT_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(message + " and MODELKIT_REQUIRE_CHROMIUM=1")
+        pytest.skip(message)
+    return browser

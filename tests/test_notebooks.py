@@ -12,3 +12,18 @@ def test_quickstart_notebook_runs(ngram_checkpoint, monkeypatch):
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
     outputs = "".join(str(o) for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "abuse" in outputs and "Error" not in outputs
+
+
+def test_evaluation_notebook_runs(ngram_checkpoint, synthetic_splits, tmp_path, monkeypatch):
+    import modelkit
+
+    modelkit.evaluate(ngram_checkpoint, synthetic_splits["test"], output_dir=tmp_path, slice_by=["language"],
+                      bootstrap_resamples=20)
+    monkeypatch.setenv("MODELKIT_REPORT", str(tmp_path))
+    notebook = nbformat.read(REPO / "notebooks" / "evaluation.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    outputs = "".join(str(o) for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "Error" not in outputs and "image/png" in outputs and "precision@0.95" in outputs and "by language" in outputs
+    threshold_outputs = str(notebook.cells[-1].outputs)
+    assert "0.7 " in threshold_outputs and "pornography" in threshold_outputs

@@ -246,3 +246,18 @@ def test_evaluate_checkpoint_writes_report(ngram_checkpoint, synthetic_splits, t
     assert all((tmp_path / name).is_file() for name in ("report.json", "report.md", "report.html"))
     with pytest.raises(EvaluationError, match="cannot slice by 'topic'"):
         modelkit.evaluate(ngram_checkpoint, synthetic_splits["test"], slice_by=["topic"])
+
+
+def test_html_report_renders_every_plot_in_headless_chromium(case, chromium, tmp_path):
+    from PIL import Image
+
+    from modelkit.evaluation.screenshot import rendered_images, screenshot_html
+
+    data, report = case
+    write_report(data, report, tmp_path)
+    assert rendered_images(tmp_path / "report.html") == (len(CATEGORIES), len(CATEGORIES))
+    shot = screenshot_html(tmp_path / "report.html", tmp_path / "report.png", width=1400)
+    image = Image.open(shot).convert("L")
+    assert image.width == 1400 and image.height > 3000
+    # Plots are drawn: a good share of the page is neither white background nor blank.
+    assert sum(count for value, count in enumerate(image.histogram()) if value < 200) > 0.02 * image.width * image.height

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import struct
 import subprocess
 import sys
@@ -18,18 +17,6 @@ import pytest
 from modelkit.evaluation.screenshot import find_chromium, screenshot_html
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """The browser; skipped where absent, a failure under MODELKIT_REQUIRE_CHROMIUM=1 (CI)."""
-    browser = find_chromium()
-    if browser is None:
-        message = "no Chromium found (apt-get install chromium, or set MODELKIT_CHROMIUM)"
-        if os.environ.get("MODELKIT_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(message + " and MODELKIT_REQUIRE_CHROMIUM=1")
-        pytest.skip(message)
-    return browser
 
 
 def _plot_png() -> bytes:

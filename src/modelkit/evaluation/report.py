@@ -201,6 +201,33 @@ def _summary(data: ScoredData, rows: np.ndarray, thresholds: np.ndarray, resampl
     return metrics, categories
 
 
+def _threshold_vector(data: ScoredData, thresholds: Sequence[float] | Mapping[str, float]) -> np.ndarray:
+    if isinstance(thresholds, Mapping):
+        unknown = set(thresholds) - set(data.categories)
+        if unknown:
+            raise EvaluationError(f"thresholds: unknown category {sorted(unknown)[0]!r}")
+        thresholds = [thresholds.get(c, 0.5) for c in data.categories]
+    vector = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    if vector.shape != (len(data.categories),):
+        raise EvaluationError(f"expected {len(data.categories)} thresholds, got {vector.shape[0]}")
+    return vector
+
+
+def at_thresholds(
+    data: ScoredData, thresholds: Sequence[float] | Mapping[str, float], errors_per_category: int = 5
+) -> dict[str, dict[str, Any]]:
+    """Per category: precision, recall, F1 and the top errors at other thresholds (no intervals).
+
+    What the evaluation notebook re-runs as a reader moves a threshold.
+    """
+    vector = _threshold_vector(data, thresholds)
+    metrics = compute_metrics(data.labels, data.scores, vector, data.categories)["per_category"]
+    return {
+        category: {**metrics[category], "threshold": float(vector[j]), **_errors(data, j, vector[j], errors_per_category)}
+        for j, category in enumerate(data.categories)
+    }
+
+
 def build_report(
     data: ScoredData,
     thresholds: Sequence[float] | Mapping[str, float],
@@ -214,14 +241,7 @@ def build_report(
     max_slice_values: int = 50,
 ) -> dict[str, Any]:
     """All numbers of the report as a JSON-ready dict (see the README for the layout)."""
-    if isinstance(thresholds, Mapping):
-        unknown = set(thresholds) - set(data.categories)
-        if unknown:
-            raise EvaluationError(f"thresholds: unknown category {sorted(unknown)[0]!r}")
-        thresholds = [thresholds.get(c, 0.5) for c in data.categories]
-    thresholds = np.asarray(thresholds, dtype=np.float64)
-    if thresholds.shape != (len(data.categories),):
-        raise EvaluationError(f"expected {len(data.categories)} thresholds, got {thresholds.shape[0]}")
+    thresholds = _threshold_vector(data, thresholds)
     if bootstrap_resamples < 1:
         raise EvaluationError("bootstrap_resamples must be >= 1")
     missing = [f for f in slice_by if f not in data.fields]

@@ -41,21 +41,25 @@ _COMMON_FLAGS = (
     f"--virtual-time-budget={_VIRTUAL_TIME_BUDGET_MS}",
 )
 
-# Loads the report in an iframe of the capture's width and writes its full height into the DOM,
-# which --dump-dom then prints: the --screenshot flag only captures the window.
+# Loads the report in an iframe of the capture's width and writes its full height, and how many
+# of its images decoded, into the DOM, which --dump-dom then prints: the --screenshot flag only
+# captures the window, and a screenshot alone cannot tell a missing plot from a blank one.
 _MEASURE_PAGE = """<!doctype html><html><body style="margin:0">
 <iframe id="report" style="width:{width}px;height:100px;border:0"></iframe><pre id="height"></pre>
 <script>
 const frame = document.getElementById("report");
 frame.onload = () => {{
   const doc = frame.contentDocument;
+  const images = Array.from(doc.images);
+  const loaded = images.filter((img) => img.complete && img.naturalWidth > 0).length;
   document.getElementById("height").textContent =
-    "height=" + Math.max(doc.documentElement.scrollHeight, doc.body ? doc.body.scrollHeight : 0);
+    "height=" + Math.max(doc.documentElement.scrollHeight, doc.body ? doc.body.scrollHeight : 0) +
+    " images=" + loaded + "/" + images.length;
 }};
 frame.src = {url};
 </script></body></html>
 """
-_MEASURED = re.compile(r"height=(\d+)")
+_MEASURED = re.compile(r"height=(\d+) images=(\d+)/(\d+)")
 
 
 def find_chromium() -> str | None:
@@ -103,7 +107,8 @@ def _failure(browser: str, result: subprocess.CompletedProcess, what: str) -> Ru
     return RuntimeError(f"{browser} failed to {what} (exit code {result.returncode}):\n{stderr}")
 
 
-def _page_height(browser: str, url: str, width: int, timeout: float) -> int:
+def _measure(browser: str, url: str, width: int, timeout: float) -> tuple[int, int, int]:
+    """(page height, images decoded, images) of ``url`` laid out ``width`` pixels wide."""
     with tempfile.TemporaryDirectory(prefix="modelkit-measure-") as folder:
         page = Path(folder) / "measure.html"
         page.write_text(_MEASURE_PAGE.format(width=width, url=json.dumps(url)), encoding="utf-8")
@@ -113,8 +118,18 @@ def _page_height(browser: str, url: str, width: int, timeout: float) -> int:
                                          page.as_uri()], timeout)
     measured = _MEASURED.search(result.stdout)
     if result.returncode != 0 or not measured:
-        raise _failure(browser, result, f"measure the height of {url}")
-    return int(measured.group(1))
+        raise _failure(browser, result, f"measure {url}")
+    height, loaded, total = map(int, measured.groups())
+    return height, loaded, total
+
+
+def rendered_images(html_path: str | os.PathLike, width: int = 1280, timeout: float = 60) -> tuple[int, int]:
+    """How many of the page's images Chromium decoded, and how many there are (no network)."""
+    source = Path(html_path).resolve()
+    if not source.is_file():
+        raise FileNotFoundError(source)
+    _, loaded, total = _measure(_require_chromium(), source.as_uri(), width, timeout)
+    return loaded, total
 
 
 def screenshot_html(html_path: str | os.PathLike, png_path: str | os.PathLike, width: int = 1280,
@@ -134,7 +149,7 @@ def screenshot_html(html_path: str | os.PathLike, png_path: str | os.PathLike, w
     target.unlink(missing_ok=True)
     browser = _require_chromium()
     if height is None:
-        height = min(max(_page_height(browser, source.as_uri(), width, timeout), 1), MAX_HEIGHT)
+        height = min(max(_measure(browser, source.as_uri(), width, timeout)[0], 1), MAX_HEIGHT)
     result = _run_chromium(browser, [f"--window-size={width},{height}", f"--screenshot={target}",
                                      source.as_uri()], timeout)
     if result.returncode != 0 or not target.is_file():
