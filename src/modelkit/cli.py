@@ -19,6 +19,15 @@ logger = logging.getLogger("modelkit")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.cv:
+        from .training.cv import cross_validate, format_cv
+
+        if args.resume:
+            raise ConfigError("--resume and --cv cannot be combined")
+        summary = cross_validate(args.config, folds=args.cv, overrides=args.set, data_root=args.data_root)
+        print(format_cv(summary))
+        print(f"cross-validation: {Path(summary['per_fold'][0]['checkpoint']).parent / 'cv_metrics.json'}")
+        return 0
     from .training.trainer import train
 
     output = train(args.config, overrides=args.set, data_root=args.data_root, resume=args.resume)
@@ -107,6 +116,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    from .bootstrap import bootstrap
+
+    summary = bootstrap(args.config, labels=args.labels, data_root=args.data_root, overrides=args.set)
+    print(f"{summary['corpus_rows']} rows: {summary['weak_positives']} weak positives from the rules, "
+          f"{summary['seeds']} seeds, {summary['human_labels']} human labels")
+    for rule, coverage in summary["rule_coverage"].items():
+        print(f"  rule {rule:<24} fires on {coverage:.1%} of rows")
+    print(f"checkpoint: {summary['checkpoint']} (flags {summary['flagged']} rows)")
+    print(f"label these next: {summary['questions']} (set each \"label\" to 0 or 1, then pass it with --labels)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -137,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. --set train.epochs=3 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last")
+    p.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation on data.train (OUTPUT_DIR/fold-k)")
     p.set_defaults(func=_cmd_train)
 
     p = commands.add_parser("evaluate", help="evaluation report of a checkpoint on a labelled file")
@@ -182,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.set_defaults(func=_cmd_predict)
+
+    p = commands.add_parser("bootstrap", help="start a category with no labels: rules + seeds -> model -> questions")
+    p.add_argument("config", help="bootstrap YAML, e.g. configs/bootstrap/gambling.yaml")
+    p.add_argument("--data-root", help="directory that a relative corpus path is taken from")
+    p.add_argument("--labels", nargs="+", default=[], metavar="FILE",
+                   help="answered question files ({\"id\": ..., \"label\": 0|1} per line), oldest first")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=_cmd_bootstrap)
 
     p = commands.add_parser("demo", help="train, evaluate and predict on a synthetic bilingual data set")
     p.add_argument("--output-dir", default="runs/demo")

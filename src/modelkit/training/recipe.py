@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 
 from ..config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+from ..data.augment import AugmentConfig
 from ..data.records import DataConfig
 from ..models.registry import get_model_class
 from ..taxonomy import Taxonomy
@@ -33,6 +34,8 @@ class TrainConfig:
     # Fit per-category F1-maximising thresholds on dev; otherwise every threshold is 0.5.
     tune_thresholds: bool = False
     seed: int = 0
+    # Batch training rows of similar length (text): far less padding for transformer models.
+    group_by_length: bool = False
     num_workers: int = 0
     log_every: int = 50
 
@@ -53,6 +56,8 @@ class RunConfig:
     data: DataConfig
     model: dict[str, Any] = field(default_factory=lambda: {"name": "ngram"})
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Training-time evasion attacks on text inputs (modelkit.data.augment); off by default.
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     output_dir: str = "runs/default"
     # "default", a YAML path, or the taxonomy itself inline.
     taxonomy: str | dict[str, Any] = "default"

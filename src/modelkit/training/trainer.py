@@ -18,13 +18,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..checkpoint import Checkpoint, save_checkpoint, write_json
 from ..config import ConfigError
 from ..classifier import Classifier
-from ..data.records import Records, read_records, split_records
+from ..data.augment import Augmenter
+from ..data.records import Records, fold_records, read_records, split_records
 from ..evaluation.metrics import compute_metrics, format_metrics
 from ..evaluation.thresholds import best_f1_thresholds
 from ..models.base import ModerationModel
@@ -39,15 +40,44 @@ LAST = "last"
 
 
 class _Examples(Dataset):
-    def __init__(self, records: Records) -> None:
+    def __init__(self, records: Records, augment: Augmenter | None = None) -> None:
         self.inputs = records.inputs
         self.labels = torch.from_numpy(records.labels)
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        return self.inputs[index], self.labels[index]
+        item = self.inputs[index]
+        return (self.augment(item) if self.augment else item), self.labels[index]
+
+
+class _LengthGroupedBatches(Sampler[list[int]]):
+    """Shuffled batches of similar input lengths, so padded models waste little compute.
+
+    Rows are shuffled, cut into windows of ``window`` batches, sorted by length inside each
+    window and batched; the batch order is shuffled again. A fresh order every epoch, seeded.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, window: int = 50) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.window = window * batch_size
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        order = self.rng.permutation(len(self.lengths))
+        batches = []
+        for start in range(0, len(order), self.window):
+            chunk = order[start : start + self.window]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        for index in self.rng.permutation(len(batches)):
+            yield batches[index]
 
 
 class _Collate:
@@ -124,23 +154,42 @@ class Trainer:
         if not data.train:
             raise ConfigError("data.train: no training file given")
         train = read_records(data.train, data, self.taxonomy)
+        test = read_records(data.test, data, self.taxonomy) if data.test else None
+        if data.folds:
+            if test is not None:
+                raise ConfigError("data.test: with data.folds the held-out fold is the test split; remove one")
+            train, test = fold_records(train, data.folds, data.fold, self.train_config.seed)
         if data.dev:
             dev = read_records(data.dev, data, self.taxonomy)
         elif data.dev_fraction > 0:
             train, dev = split_records(train, data.dev_fraction, self.train_config.seed)
         else:
             raise ConfigError("data.dev: no dev file and data.dev_fraction is 0; early stopping needs a dev split")
-        test = read_records(data.test, data, self.taxonomy) if data.test else None
         return train, dev, test
 
     def _loader(self, records: Records, model: ModerationModel, shuffle: bool, batch_size: int) -> DataLoader:
         generator = torch.Generator().manual_seed(self.train_config.seed)
+        # Only the training loader (the shuffled one) sees augmented inputs.
+        augment = self.config.augment
+        if shuffle and augment.probability > 0:
+            if model.modality != "text":
+                raise ConfigError(f"augment: evasion attacks rewrite text; this model's inputs are {model.modality}")
+            augmenter = Augmenter(augment, self.train_config.seed + self.accelerator.process_index)
+        else:
+            augmenter = None
+        examples = _Examples(records, augmenter)
+        collate = _Collate(model.preprocessor)
+        workers = self.train_config.num_workers
+        if shuffle and self.train_config.group_by_length:
+            lengths = [len(x) if isinstance(x, str) else 0 for x in records.inputs]
+            batches = _LengthGroupedBatches(lengths, batch_size, self.train_config.seed)
+            return DataLoader(examples, batch_sampler=batches, collate_fn=collate, num_workers=workers)
         return DataLoader(
-            _Examples(records),
+            examples,
             batch_size=batch_size,
             shuffle=shuffle,
-            collate_fn=_Collate(model.preprocessor),
-            num_workers=self.train_config.num_workers,
+            collate_fn=collate,
+            num_workers=workers,
             generator=generator if shuffle else None,
         )
 

@@ -1,0 +1,205 @@
+"""``modelkit bootstrap``: a first model for a category that has no labelled data yet.
+
+1. **Weak labels.** Each rule of the config (keywords and/or regular expressions) votes on
+   every row of an unlabelled corpus; a row with at least ``min_votes`` votes is a weak
+   positive, the rest weak negatives. Rule coverage and pairwise agreement are reported.
+2. **Seeds.** A handful of example texts (positive, optionally negative) join the training set,
+   repeated ``seed_weight`` times so that a few rows still count against thousands.
+3. **Train** the recipe's model on that set (a dev split is carved off for early stopping).
+4. **Ask.** The ``query_size`` corpus rows the model is least sure about (scores nearest the
+   threshold) go to ``to_label.jsonl`` for a person to label (active learning).
+5. **Retrain** with ``--labels FILE`` (rows ``{"id": ..., "label": 0 | 1}``): human labels
+   override the weak ones and are repeated ``label_weight`` times. Repeat 4-5 as needed.
+
+Every round writes its training set, checkpoint and questions under ``output_dir/round-N``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .checkpoint import write_json
+from .classifier import Classifier
+from .config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+from .data.records import DataError, load_table
+from .data.text import NormalizerConfig, TextNormalizer
+from .taxonomy import Taxonomy
+from .training.recipe import TrainConfig
+from .training.trainer import train
+
+
+@dataclass
+class RuleConfig:
+    name: str
+    keywords: list[str] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.keywords and not self.patterns:
+            raise ValueError(f"rule {self.name!r} has neither keywords nor patterns")
+        for pattern in self.patterns:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"rule {self.name!r}: bad pattern {pattern!r} ({err})") from None
+
+
+@dataclass
+class BootstrapConfig:
+    category: str
+    corpus: str
+    rules: list[RuleConfig]
+    seeds: list[str] = field(default_factory=list)  # example texts of the category
+    seed_ids: list[int | str] = field(default_factory=list)  # corpus rows known to be of the category
+    negative_seeds: list[str] = field(default_factory=list)
+    output_dir: str = "runs/bootstrap"
+    input_field: str = "text"
+    id_field: str = "id"
+    taxonomy: str = "default"
+    min_votes: int = 1
+    query_size: int = 100
+    seed_weight: int = 5
+    label_weight: int = 5
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "ngram"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not self.rules:
+            raise ValueError("rules: at least one rule is needed")
+        for name in ("min_votes", "seed_weight", "label_weight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.query_size < 0:
+            raise ValueError(f"query_size must be >= 0, got {self.query_size}")
+
+
+def load_bootstrap_config(
+    source: str | Path | dict[str, Any], data_root: str | Path | None = None, overrides: list[str] | None = None
+) -> BootstrapConfig:
+    raw, where = (dict(source), "config") if isinstance(source, dict) else (read_yaml(source), str(source))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    apply_overrides(raw, overrides or [])
+    config = from_dict(BootstrapConfig, raw, where=f"{where}: ")
+    if data_root is not None and not Path(config.corpus).is_absolute():
+        config.corpus = str(Path(data_root) / config.corpus)
+    return config
+
+
+def rule_votes(texts: list[str], rules: list[RuleConfig]) -> np.ndarray:
+    """[rows, rules] boolean matrix: does rule j fire on row i (on normalised text)."""
+    normalise = TextNormalizer(NormalizerConfig(traditional_to_simplified=True, fold_homoglyphs=True,
+                                                strip_separators=True))
+    cleaned = [normalise(t) for t in texts]
+    votes = np.zeros((len(texts), len(rules)), dtype=bool)
+    for j, rule in enumerate(rules):
+        keywords = [k.casefold() for k in rule.keywords]
+        patterns = [re.compile(p, re.IGNORECASE) for p in rule.patterns]
+        for i, text in enumerate(cleaned):
+            votes[i, j] = any(k in text for k in keywords) or any(p.search(text) for p in patterns)
+    return votes
+
+
+def _read_labels(path: str | Path) -> dict[str, int]:
+    labels: dict[str, int] = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict) or "id" not in row or row.get("label") not in (0, 1, True, False):
+            raise DataError(f"{path}, line {number}: expected {{\"id\": ..., \"label\": 0 or 1}}, got {line[:80]!r}")
+        labels[str(row["id"])] = int(row["label"])
+    return labels
+
+
+def bootstrap(
+    config: str | Path | dict[str, Any] | BootstrapConfig,
+    labels: str | Path | list[str | Path] | None = None,
+    data_root: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run one round (weak labels + seeds [+ human labels] -> model -> questions); return its summary."""
+    cfg = config if isinstance(config, BootstrapConfig) else load_bootstrap_config(config, data_root, overrides)
+    taxonomy = Taxonomy.load(cfg.taxonomy)
+    if cfg.category not in taxonomy:
+        raise ConfigError(f"category {cfg.category!r} is not in taxonomy {cfg.taxonomy!r} ({', '.join(taxonomy.ids)})")
+    table = load_table(cfg.corpus)
+    if cfg.input_field not in table.column_names:
+        raise DataError(f"{cfg.corpus}: no input column {cfg.input_field!r}; columns: {', '.join(table.column_names)}")
+    texts = [t if isinstance(t, str) else "" for t in table[cfg.input_field]]
+    ids = [str(i) for i in (table[cfg.id_field] if cfg.id_field in table.column_names else range(len(texts)))]
+
+    votes = rule_votes(texts, cfg.rules)
+    weak = votes.sum(axis=1) >= cfg.min_votes
+    label_files = [labels] if isinstance(labels, (str, Path)) else list(labels or [])
+    human: dict[str, int] = {}
+    for path in label_files:
+        human.update(_read_labels(path))
+    unknown = [i for i in human if i not in set(ids)]
+    if unknown:
+        raise DataError(f"labels: ids not in the corpus, e.g. {unknown[0]!r}")
+
+    missing = [i for i in map(str, cfg.seed_ids) if i not in set(ids)]
+    if missing:
+        raise DataError(f"seed_ids: {missing[0]!r} is not an id of {cfg.corpus}")
+    seed_rows = set(map(str, cfg.seed_ids))
+    round_dir = Path(cfg.output_dir) / f"round-{len(label_files)}"
+    round_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for row_id, text, weak_label in zip(ids, texts, weak):
+        label = human.get(row_id, 1 if row_id in seed_rows else int(weak_label))
+        copies = cfg.label_weight if row_id in human else cfg.seed_weight if row_id in seed_rows else 1
+        rows += [{"text": text, "labels": [cfg.category] if label else []}] * copies
+    for text, label in [*((t, 1) for t in cfg.seeds), *((t, 0) for t in cfg.negative_seeds)]:
+        rows += [{"text": text, "labels": [cfg.category] if label else []}] * cfg.seed_weight
+    train_file = round_dir / "train.jsonl"
+    train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+    checkpoint = train({
+        "output_dir": str(round_dir / "model"),
+        "taxonomy": cfg.taxonomy,
+        "categories": [cfg.category],
+        "data": {"train": str(train_file), "dev_fraction": 0.15, "label_field": "labels", "id_field": None},
+        "model": cfg.model,
+        "train": to_dict(cfg.train),
+    })
+    classifier = Classifier.load(checkpoint)
+    scores = classifier.predict_proba(texts, batch_size=512)[:, 0]
+    threshold = classifier.thresholds[cfg.category]
+    asked = set(human) | seed_rows
+    order = [i for i in np.argsort(np.abs(scores - threshold), kind="stable") if ids[i] not in asked]
+    questions = round_dir / "to_label.jsonl"
+    with open(questions, "w", encoding="utf-8") as handle:
+        for i in order[: cfg.query_size]:
+            handle.write(json.dumps({"id": ids[i], "text": texts[i], "score": float(scores[i]),
+                                     "rule_votes": int(votes[i].sum()), "label": None}, ensure_ascii=False) + "\n")
+
+    coverage = votes.mean(axis=0)
+    agreement = {
+        f"{a.name}&{b.name}": float((votes[:, i] & votes[:, j]).sum() / max((votes[:, i] | votes[:, j]).sum(), 1))
+        for i, a in enumerate(cfg.rules) for j, b in enumerate(cfg.rules) if i < j
+    }
+    summary = {
+        "category": cfg.category,
+        "corpus_rows": len(texts),
+        "weak_positives": int(weak.sum()),
+        "rule_coverage": {r.name: float(c) for r, c in zip(cfg.rules, coverage)},
+        "rule_agreement_jaccard": agreement,
+        "seeds": len(cfg.seeds) + len(seed_rows),
+        "negative_seeds": len(cfg.negative_seeds),
+        "human_labels": len(human),
+        "checkpoint": str(checkpoint),
+        "flagged": int((scores >= threshold).sum()),
+        "questions": str(questions),
+    }
+    write_json(round_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,90 @@
+"""Evasion normaliser, pinyin features and the evasion attacks used for augmentation."""
+
+import random
+
+import numpy as np
+import pytest
+
+from modelkit.data.augment import ATTACKS, AugmentConfig, Augmenter, apply_attack
+from modelkit.data.text import HashingNgramFeaturizer, NgramFeatureConfig, NormalizerConfig, TextNormalizer
+
+EVASION = NormalizerConfig(traditional_to_simplified=True, fold_homoglyphs=True, strip_separators=True,
+                           max_repeat=1, emoji="describe")
+
+
+@pytest.mark.parametrize(
+    "disguised, plain",
+    [
+        ("傻 逼", "傻逼"), ("傻*逼", "傻逼"), ("傻❤️逼", "傻逼"), ("傻.-逼", "傻逼"), ("傻逼傻傻傻逼", "傻逼傻逼"),
+        ("你是 s b 吗", "你是 sb 吗"), ("s.b", "sb"), ("傻逼 說話", "傻逼说话"), ("ＳＢ", "sb"), ("ѕеx", "sex"),
+        ("约吗🍆", "约吗 eggplant"), ("你好，我是小明。", "你好,我是小明。"), ("hi world", "hi world"),
+    ],
+)
+def test_evasion_normaliser_folds_disguises(disguised, plain):
+    assert TextNormalizer(EVASION)(disguised) == plain
+
+
+def test_evasion_steps_are_off_by_default():
+    # Checkpoints written before these steps existed keep their exact preprocessing.
+    assert TextNormalizer(NormalizerConfig())("傻 逼 說話 ѕех 🍆") == "傻 逼 說話 ѕех 🍆"
+    assert TextNormalizer(NormalizerConfig(emoji="remove"))("约吗🍆") == "约吗"
+    with pytest.raises(ValueError, match="max_repeat"):
+        NormalizerConfig(max_repeat=-1)
+
+
+def _features(text, **config):
+    ids, _ = HashingNgramFeaturizer(NgramFeatureConfig(words="jieba", **config))([text])
+    return set(ids.tolist())
+
+
+def test_pinyin_features_meet_latin_spellings():
+    chinese = _features("你这个傻逼", pinyin=True)
+    markers = _features("", pinyin=True)  # text start/end features every text has
+    for latin in ("shabi", "sb", "sha bi"):
+        assert _features(latin, pinyin=True) - markers & chinese, latin
+        assert not (_features(latin) - markers) & _features("你这个傻逼"), latin
+    # A homophone shares the pinyin features too.
+    assert len(_features("你这个煞笔", pinyin=True) & chinese) > len(_features("你这个煞笔") & _features("你这个傻逼"))
+    with pytest.raises(ValueError, match="pinyin needs words: jieba"):
+        NgramFeatureConfig(pinyin=True)
+
+
+@pytest.mark.parametrize("attack", [*ATTACKS, "all"])
+def test_attacks_are_deterministic_and_change_text(attack):
+    text = "你这个傻逼真是垃圾中的垃圾 sex"
+    once = apply_attack(text, attack, random.Random(3))
+    assert once == apply_attack(text, attack, random.Random(3))
+    assert once != text
+
+
+@pytest.mark.parametrize("attack", ["separator", "traditional", "emoji", "homoglyph", "repeat"])
+def test_normaliser_undoes_surface_attacks(attack):
+    normalise = TextNormalizer(EVASION)
+    for seed, text in enumerate(["你这个傻逼真是垃圾中的垃圾", "fuck you sex video 免费看"]):
+        assert normalise(apply_attack(text, attack, random.Random(seed))) == normalise(text)
+
+
+def test_augment_config_and_augmenter():
+    with pytest.raises(ValueError, match="unknown attack 'leet'"):
+        AugmentConfig(probability=0.5, attacks=["leet"])
+    with pytest.raises(ValueError, match="probability"):
+        AugmentConfig(probability=1.5)
+    with pytest.raises(ValueError, match="unknown attack"):
+        apply_attack("x", "leet", random.Random(0))
+    text = "你这个傻逼真是垃圾"
+    assert Augmenter(AugmentConfig(probability=0.0), seed=0)(text) == text
+    changed = [Augmenter(AugmentConfig(probability=1.0, attacks=["separator"]), seed=s)(text) for s in range(5)]
+    assert all(c != text for c in changed) and len(set(changed)) > 1
+
+
+def test_length_grouped_batches_cover_every_row_once():
+    from modelkit.training.trainer import _LengthGroupedBatches
+
+    lengths = np.random.default_rng(0).integers(1, 200, 1000)
+    sampler = _LengthGroupedBatches(lengths, batch_size=16, seed=0, window=10)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 63
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) == 16])
+    assert spread < 0.25 * np.ptp(lengths)  # rows of a batch have similar lengths
+    assert list(sampler) != batches  # a new order every epoch
