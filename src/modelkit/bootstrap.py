@@ -64,6 +64,9 @@ class BootstrapConfig:
     taxonomy: str = "default"
     min_votes: int = 1
     query_size: int = 100
+    # Also train on weak positives with the rule matches cut out, so that the model learns the
+    # context around the keywords instead of only the keywords (which the rules already know).
+    mask_rules: bool = True
     seed_weight: int = 5
     label_weight: int = 5
     model: dict[str, Any] = field(default_factory=lambda: {"name": "ngram"})
@@ -92,18 +95,32 @@ def load_bootstrap_config(
     return config
 
 
-def rule_votes(texts: list[str], rules: list[RuleConfig]) -> np.ndarray:
-    """[rows, rules] boolean matrix: does rule j fire on row i (on normalised text)."""
+def _rule_regexes(rules: list[RuleConfig]) -> list[re.Pattern]:
+    return [
+        re.compile("|".join([*(re.escape(k.casefold()) for k in rule.keywords), *rule.patterns]), re.IGNORECASE)
+        for rule in rules
+    ]
+
+
+def _normalise(texts: list[str]) -> list[str]:
     normalise = TextNormalizer(NormalizerConfig(traditional_to_simplified=True, fold_homoglyphs=True,
                                                 strip_separators=True))
-    cleaned = [normalise(t) for t in texts]
-    votes = np.zeros((len(texts), len(rules)), dtype=bool)
-    for j, rule in enumerate(rules):
-        keywords = [k.casefold() for k in rule.keywords]
-        patterns = [re.compile(p, re.IGNORECASE) for p in rule.patterns]
-        for i, text in enumerate(cleaned):
-            votes[i, j] = any(k in text for k in keywords) or any(p.search(text) for p in patterns)
-    return votes
+    return [normalise(t) for t in texts]
+
+
+def rule_votes(texts: list[str], rules: list[RuleConfig]) -> np.ndarray:
+    """[rows, rules] boolean matrix: does rule j fire on row i (on normalised text)."""
+    cleaned = _normalise(texts)
+    return np.array([[bool(r.search(t)) for r in _rule_regexes(rules)] for t in cleaned], dtype=bool).reshape(
+        len(texts), len(rules))
+
+
+def mask_rule_matches(text: str, rules: list[RuleConfig]) -> str:
+    """``text`` (normalised) with every keyword and pattern match of the rules cut out."""
+    (cleaned,) = _normalise([text])
+    for regex in _rule_regexes(rules):
+        cleaned = regex.sub(" ", cleaned)
+    return cleaned
 
 
 def _read_labels(path: str | Path) -> dict[str, int]:
@@ -159,6 +176,12 @@ def bootstrap(
         label = human.get(row_id, 1 if row_id in seed_rows else int(weak_label))
         copies = cfg.label_weight if row_id in human else cfg.seed_weight if row_id in seed_rows else 1
         rows += [{"text": text, "labels": [cfg.category] if label else []}] * copies
+    if cfg.mask_rules:
+        for row_id, text, weak_label in zip(ids, texts, weak):
+            if weak_label and row_id not in human:
+                masked = mask_rule_matches(text, cfg.rules)
+                if masked.strip():
+                    rows.append({"text": masked, "labels": [cfg.category]})
     for text, label in [*((t, 1) for t in cfg.seeds), *((t, 0) for t in cfg.negative_seeds)]:
         rows += [{"text": text, "labels": [cfg.category] if label else []}] * cfg.seed_weight
     train_file = round_dir / "train.jsonl"
