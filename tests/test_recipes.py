@@ -33,3 +33,48 @@ def test_cold_one_epoch_learns_real_chinese(shared_data, tmp_path):
     assert dev["n"] == 6431 and dev["accuracy"] >= 0.87
     clf = modelkit.load(checkpoint)
     assert clf.predict(["你这个傻逼，滚回你的国家去"])[0].scores["abuse"] > clf.predict(["今天天气不错"])[0].scores["abuse"]
+
+
+def test_evasion_recipe_holds_recall_under_attack(shared_data, tmp_path):
+    import random
+
+    import numpy as np
+
+    from modelkit.data.augment import apply_attack
+
+    config = modelkit.load_run_config(
+        REPO / "configs/text/cold_evasion.yaml", data_root=shared_data,
+        overrides=[f"output_dir={tmp_path / 'evasion'}", "train.epochs=1"],
+    )
+    clf = modelkit.load(modelkit.train(config))
+    rows = [json.loads(line) for line in open(shared_data / "cold" / "dev.jsonl", encoding="utf-8")]
+    offensive = [r["text"] for r in rows if r["label"] == 1][:600]
+
+    def recall(texts):
+        return float(np.mean(clf.decide(clf.predict_proba(texts))[:, 0]))
+
+    clean = recall(offensive)
+    assert clean > 0.8
+    for attack in ("separator", "traditional", "homoglyph", "emoji", "pinyin", "homophone"):
+        attacked = [apply_attack(t, attack, random.Random(i)) for i, t in enumerate(offensive)]
+        assert recall(attacked) >= 0.9 * clean, attack
+
+
+def test_bootstrap_gambling_beats_its_rules(shared_data, tmp_path):
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from modelkit.bootstrap import bootstrap, load_bootstrap_config, rule_votes
+
+    rows = [json.loads(line) for line in open(shared_data / "chineseharm_bench" / "dev.jsonl", encoding="utf-8")]
+    truth = np.array([r["label"] == "博彩" for r in rows])
+    seeds = sorted(r["id"] for r in rows if r["label"] == "博彩")[:10]
+    config = load_bootstrap_config(REPO / "configs/bootstrap/gambling.yaml", data_root=shared_data,
+                                   overrides=[f"seed_ids={seeds}", f"output_dir={tmp_path}"])
+    texts = [r["text"] for r in rows]
+    rules_f1 = f1_score(truth, rule_votes(texts, config.rules).any(axis=1))
+    summary = bootstrap(config)
+    clf = modelkit.load(summary["checkpoint"])
+    model_f1 = f1_score(truth, clf.decide(clf.predict_proba(texts))[:, 0])
+    assert rules_f1 > 0.5 and model_f1 >= rules_f1 - 0.03, (rules_f1, model_f1)
+    assert summary["weak_positives"] > 200
