@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -46,6 +47,33 @@ def ngram_checkpoint(synthetic_splits, tmp_path_factory) -> Path:
     import modelkit
 
     return modelkit.train(ngram_recipe(synthetic_splits, tmp_path_factory.mktemp("runs") / "ngram"))
+
+
+@pytest.fixture(scope="session")
+def wordpiece_dir(synthetic_splits, tmp_path_factory):
+    """A WordPiece tokenizer trained on the fly (no hub access), saved as a transformers dir."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = [json.loads(line)["text"] for line in open(synthetic_splits["train"], encoding="utf-8")]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, handle_chinese_chars=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=500, special_tokens=specials))
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    directory = tmp_path_factory.mktemp("wordpiece")
+    fast.save_pretrained(str(directory))
+    return directory
+
+
+TINY_BERT = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 64, "vocab_size": 500, "max_position_embeddings": 64}
 
 
 @pytest.fixture(scope="session")

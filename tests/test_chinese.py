@@ -88,3 +88,6 @@ def test_length_grouped_batches_cover_every_row_once():
     spread = np.mean([np.ptp(lengths[b]) for b in batches if len(b) == 16])
     assert spread < 0.25 * np.ptp(lengths)  # rows of a batch have similar lengths
     assert list(sampler) != batches  # a new order every epoch
+    evaluation = list(_LengthGroupedBatches(lengths, batch_size=16, seed=0, shuffle=False))
+    flat = [i for b in evaluation for i in b]
+    assert sorted(flat) == list(range(1000)) and list(lengths[flat]) == sorted(lengths, reverse=True)

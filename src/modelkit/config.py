@@ -48,6 +48,12 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
+        options = [o for o in typing.get_args(tp) if o is not type(None)]
+        if value is not None and len(options) == 1:  # Optional[X]: X's own error is the useful one
+            return _convert(value, options[0], where)
+        structured = [o for o in options if dataclasses.is_dataclass(o)]
+        if isinstance(value, dict) and len(structured) == 1:  # a mapping can only mean the dataclass
+            return from_dict(structured[0], value, where=where)
         errors = []
         for option in typing.get_args(tp):
             try:

@@ -42,6 +42,9 @@ class DataConfig:
     # ``folds`` is held out as the test split; dev for early stopping comes from the rest.
     folds: int = 0
     fold: int = 0
+    # Seed of the dev split and of the folds; unset, train.seed decides. Ensemble members get
+    # the ensemble's value, so members with their own training seeds still share every split.
+    split_seed: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dev_fraction < 1.0:

@@ -18,7 +18,7 @@ import numpy as np
 from ..checkpoint import write_json
 from ..config import ConfigError
 from .recipe import RunConfig, load_run_config
-from .trainer import Trainer
+from .trainer import train
 
 HEADLINE = ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "macro_roc_auc")
 
@@ -47,13 +47,13 @@ def cross_validate(
         run = copy.deepcopy(base)
         run.data.folds, run.data.fold = folds, fold
         run.output_dir = str(Path(base.output_dir) / f"fold-{fold}")
-        checkpoint = Trainer(run).fit()
+        checkpoint = train(run)
         metrics = json.loads((checkpoint / "metrics.json").read_text(encoding="utf-8"))
         per_fold.append({"fold": fold, "checkpoint": str(checkpoint), **_headline(metrics["test"])})
     names = [k for k in per_fold[0] if k not in ("fold", "checkpoint")]
     summary = {
         "folds": folds,
-        "seed": base.train.seed,
+        "seed": base.split_seed,
         "per_fold": per_fold,
         "mean": {k: float(np.mean([f[k] for f in per_fold])) for k in names},
         "std": {k: float(np.std([f[k] for f in per_fold])) for k in names},

@@ -52,6 +52,37 @@ class TrainConfig:
 
 
 @dataclass
+class EnsembleMember:
+    """One member: a recipe file plus ``--set``-style overrides (``[train.seed=1]``)."""
+
+    recipe: str
+    set: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return Path(self.recipe).stem
+
+
+@dataclass
+class EnsembleRecipe:
+    """``ensemble:`` block: train each member recipe on this recipe's data, then average logits."""
+
+    # Member recipe files, or {recipe: FILE, set: [KEY=VALUE, ...]} (relative paths are looked
+    # up beside this recipe). Each member brings its model, train and augment blocks; data,
+    # taxonomy and categories come from the ensemble recipe, and so does the seed of the dev
+    # split and folds: every member sees the same splits.
+    members: list[str | EnsembleMember]
+    weights: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.members) < 2:
+            raise ValueError(f"ensemble.members: need at least 2 member recipes, got {len(self.members)}")
+        if self.weights is not None and len(self.weights) != len(self.members):
+            raise ValueError(f"ensemble.weights: {len(self.weights)} weights for {len(self.members)} members")
+        self.members = [EnsembleMember(m) if isinstance(m, str) else m for m in self.members]
+
+
+@dataclass
 class RunConfig:
     data: DataConfig
     model: dict[str, Any] = field(default_factory=lambda: {"name": "ngram"})
@@ -63,6 +94,8 @@ class RunConfig:
     taxonomy: str | dict[str, Any] = "default"
     # Categories to train (default: the taxonomy's enabled ones), in output order.
     categories: list[str] | None = None
+    # Instead of ``model``: an ensemble of member recipes (see :class:`EnsembleRecipe`).
+    ensemble: EnsembleRecipe | None = None
 
     def build_taxonomy(self) -> Taxonomy:
         if isinstance(self.taxonomy, dict):
@@ -70,6 +103,11 @@ class RunConfig:
         else:
             base = Taxonomy.load(self.taxonomy)
         return base.subset(self.categories) if self.categories else base.enabled()
+
+    @property
+    def split_seed(self) -> int:
+        """Seed of the dev split and the folds: data.split_seed, else train.seed."""
+        return self.train.seed if self.data.split_seed is None else self.data.split_seed
 
     def model_kwargs(self) -> tuple[str, dict[str, Any]]:
         params = dict(self.model)
@@ -96,13 +134,22 @@ def load_run_config(
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a mapping at the top level")
     apply_overrides(raw, overrides or [])
+    if raw.get("ensemble") is not None and "model" in raw:
+        raise ConfigError(f"{where}: ensemble: a recipe has either a model block or an ensemble block, not both")
     config = from_dict(RunConfig, raw, where=f"{where}: ")
+    if config.model.get("name") == "ensemble" and config.ensemble is None:
+        raise ConfigError(f"{where}: model.name: ensembles are trained from member recipes; write an "
+                          "'ensemble: {members: [a.yaml, b.yaml]}' block instead of a model block")
+    if config.ensemble is not None:
+        config.ensemble.members = [_member_recipe(m, base_dir, where) for m in config.ensemble.members]
+        config.model = {"name": "ensemble"}
     name, params = config.model_kwargs()
     try:
         model_class = get_model_class(name)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-    from_dict(model_class.config_class, params, where=f"{where}: model")
+    if config.ensemble is None:
+        from_dict(model_class.config_class, params, where=f"{where}: model")
     if isinstance(config.taxonomy, str) and config.taxonomy != "default" and base_dir is not None:
         candidate = Path(config.taxonomy)
         if not candidate.exists() and (base_dir / candidate).exists():
@@ -117,6 +164,27 @@ def load_run_config(
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
     return config
+
+
+def _member_recipe(member: EnsembleMember, base_dir: Path | None, where: str) -> EnsembleMember:
+    """Resolve a member's recipe path and check that it makes a valid, non-ensemble recipe."""
+    candidate = Path(member.recipe)
+    if not candidate.exists() and base_dir is not None and (base_dir / candidate).exists():
+        candidate = base_dir / candidate
+    if not candidate.is_file():
+        raise ConfigError(f"{where}: ensemble.members: recipe {member.recipe!r} not found")
+    resolved = EnsembleMember(str(candidate), list(member.set))
+    try:
+        loaded = load_member(resolved)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: ensemble.members: {err}") from None
+    if loaded.ensemble is not None:
+        raise ConfigError(f"{where}: ensemble.members: {member.recipe} is itself an ensemble; ensembles cannot be nested")
+    return resolved
+
+
+def load_member(member: EnsembleMember) -> RunConfig:
+    return load_run_config(member.recipe, overrides=member.set)
 
 
 def dump_run_config(config: RunConfig, path: Path) -> None:

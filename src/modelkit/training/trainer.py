@@ -54,22 +54,30 @@ class _Examples(Dataset):
 
 
 class _LengthGroupedBatches(Sampler[list[int]]):
-    """Shuffled batches of similar input lengths, so padded models waste little compute.
+    """Batches of similar input lengths, so padded models waste little compute.
 
-    Rows are shuffled, cut into windows of ``window`` batches, sorted by length inside each
-    window and batched; the batch order is shuffled again. A fresh order every epoch, seeded.
+    For training, rows are shuffled, cut into windows of ``window`` batches, sorted by length
+    inside each window and batched; the batch order is shuffled again. A fresh order every
+    epoch, seeded. For evaluation (``shuffle=False``) the rows are simply sorted by length.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, window: int = 50) -> None:
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, window: int = 50,
+                 shuffle: bool = True) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.window = window * batch_size
         self.rng = np.random.default_rng(seed)
+        self.shuffle = shuffle
 
     def __len__(self) -> int:
         return math.ceil(len(self.lengths) / self.batch_size)
 
     def __iter__(self):
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            for start in range(0, len(order), self.batch_size):
+                yield order[start : start + self.batch_size].tolist()
+            return
         order = self.rng.permutation(len(self.lengths))
         batches = []
         for start in range(0, len(order), self.window):
@@ -115,6 +123,44 @@ def _schedule(config: TrainConfig, total_steps: int):
     return factor
 
 
+def load_splits(config: RunConfig, taxonomy: Taxonomy) -> tuple[Records, Records, Records | None]:
+    """The recipe's train, dev and (optional) test records, folds and seeded dev split applied."""
+    data, seed = config.data, config.split_seed
+    if not data.train:
+        raise ConfigError("data.train: no training file given")
+    train = read_records(data.train, data, taxonomy)
+    test = read_records(data.test, data, taxonomy) if data.test else None
+    if data.folds:
+        if test is not None:
+            raise ConfigError("data.test: with data.folds the held-out fold is the test split; remove one")
+        train, test = fold_records(train, data.folds, data.fold, seed)
+    if data.dev:
+        dev = read_records(data.dev, data, taxonomy)
+    elif data.dev_fraction > 0:
+        train, dev = split_records(train, data.dev_fraction, seed)
+    else:
+        raise ConfigError("data.dev: no dev file and data.dev_fraction is 0; early stopping needs a dev split")
+    return train, dev, test
+
+
+def data_fields(config: RunConfig) -> dict[str, Any]:
+    """How the recipe read its records; kept in the checkpoint so evaluation reads files alike."""
+    data = config.data
+    return {"input_field": data.input_field, "id_field": data.id_field, "label_field": data.label_field,
+            "label_columns": data.label_columns, "label_map": data.label_map}
+
+
+def evaluate_test(output_dir: Path, test: Records, device: torch.device, batch_size: int) -> dict[str, Any]:
+    """Score the saved checkpoint on the test split and store the figures in its metrics."""
+    classifier = Classifier.load(output_dir, device=device)
+    scores = classifier.predict_proba(test.inputs, batch_size=batch_size)
+    metrics = compute_metrics(test.labels, scores, classifier.threshold_vector, classifier.categories)
+    logger.info("test: %s", format_metrics(metrics).splitlines()[0])
+    classifier.metrics["test"] = metrics
+    classifier.save(output_dir)
+    return metrics
+
+
 class Trainer:
     """Runs one recipe. ``Trainer(config).fit()`` returns the best checkpoint directory."""
 
@@ -149,24 +195,6 @@ class Trainer:
         return self.accelerator.is_main_process
 
     # -- data ---------------------------------------------------------------------------
-    def _load_splits(self) -> tuple[Records, Records, Records | None]:
-        data = self.config.data
-        if not data.train:
-            raise ConfigError("data.train: no training file given")
-        train = read_records(data.train, data, self.taxonomy)
-        test = read_records(data.test, data, self.taxonomy) if data.test else None
-        if data.folds:
-            if test is not None:
-                raise ConfigError("data.test: with data.folds the held-out fold is the test split; remove one")
-            train, test = fold_records(train, data.folds, data.fold, self.train_config.seed)
-        if data.dev:
-            dev = read_records(data.dev, data, self.taxonomy)
-        elif data.dev_fraction > 0:
-            train, dev = split_records(train, data.dev_fraction, self.train_config.seed)
-        else:
-            raise ConfigError("data.dev: no dev file and data.dev_fraction is 0; early stopping needs a dev split")
-        return train, dev, test
-
     def _loader(self, records: Records, model: ModerationModel, shuffle: bool, batch_size: int) -> DataLoader:
         generator = torch.Generator().manual_seed(self.train_config.seed)
         # Only the training loader (the shuffled one) sees augmented inputs.
@@ -180,9 +208,9 @@ class Trainer:
         examples = _Examples(records, augmenter)
         collate = _Collate(model.preprocessor)
         workers = self.train_config.num_workers
-        if shuffle and self.train_config.group_by_length:
+        if self.train_config.group_by_length:
             lengths = [len(x) if isinstance(x, str) else 0 for x in records.inputs]
-            batches = _LengthGroupedBatches(lengths, batch_size, self.train_config.seed)
+            batches = _LengthGroupedBatches(lengths, batch_size, self.train_config.seed, shuffle=shuffle)
             return DataLoader(examples, batch_sampler=batches, collate_fn=collate, num_workers=workers)
         return DataLoader(
             examples,
@@ -246,7 +274,7 @@ class Trainer:
         cfg = self.train_config
         acc = self.accelerator
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        train, dev, test = self._load_splits()
+        train, dev, test = load_splits(self.config, self.taxonomy)
         name, params = self.config.model_kwargs()
         model = create_model(name, self.taxonomy, **params)
         loss_fn = MultiLabelLoss(positive_weights(train.labels, cfg.pos_weight, cfg.max_pos_weight))
@@ -335,26 +363,18 @@ class Trainer:
         return self.output_dir
 
     def _save_best(self, model, thresholds: np.ndarray, metrics: dict[str, Any]) -> None:
-        data = self.config.data
         checkpoint = Checkpoint(
             self.accelerator.unwrap_model(model),
             self.taxonomy,
             {c: float(t) for c, t in zip(self.taxonomy.ids, thresholds)},
             metrics,
-            extra={"data": {"input_field": data.input_field, "id_field": data.id_field,
-                            "label_field": data.label_field, "label_columns": data.label_columns,
-                            "label_map": data.label_map}},
+            extra={"data": data_fields(self.config)},
         )
         save_checkpoint(self.output_dir, checkpoint)
 
     def _evaluate_test(self, test: Records) -> None:
-        classifier = Classifier.load(self.output_dir, device=self.accelerator.device)
-        scores = classifier.predict_proba(test.inputs, batch_size=self.train_config.eval_batch_size)
-        metrics = compute_metrics(test.labels, scores, classifier.threshold_vector, self.taxonomy.ids)
-        logger.info("test: %s", format_metrics(metrics).splitlines()[0])
+        metrics = evaluate_test(self.output_dir, test, self.accelerator.device, self.train_config.eval_batch_size)
         self._log({"event": "eval", "split": "test", "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]})
-        classifier.metrics["test"] = metrics
-        classifier.save(self.output_dir)
 
 
 def train(config: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None,
@@ -362,4 +382,8 @@ def train(config: str | Path | dict[str, Any] | RunConfig, overrides: list[str] 
     """Train from a recipe (path, mapping or :class:`RunConfig`); return the checkpoint directory."""
     if not isinstance(config, RunConfig):
         config = load_run_config(config, overrides, data_root)
+    if config.ensemble is not None:
+        from .ensemble import train_ensemble
+
+        return train_ensemble(config, resume=resume)
     return Trainer(config, resume=resume).fit()
