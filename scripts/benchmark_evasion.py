@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Evasion benchmark: recall on disguised offensive text, with and without the defences.
 
-Trains four COLD models in one run (COLD train, dev for early stopping), from
+Trains one COLD model per variant (COLD train, dev for early stopping), from
 configs/text/cold_evasion.yaml with its defences switched on or off:
 
     plain            no evasion normaliser, no pinyin features, no augmentation (= cold.yaml)
     augment          training-time attacks only
     normaliser       evasion normaliser + pinyin features
     normaliser+aug   both (= cold_evasion.yaml)
+    ensemble         three normaliser+aug models with different training seeds, logits averaged
+                     (= cold_evasion_ensemble.yaml)
 
 then rewrites every offensive row of COLD dev with each attack of modelkit.data.augment (and all
 of them chained) and prints recall on clean vs attacked text and their ratio. Target (issue 4):
@@ -35,11 +37,14 @@ NORMALISER_OFF = [
     "model.normalizer.strip_separators=false", "model.normalizer.max_repeat=0", "model.normalizer.emoji=keep",
     "model.features.pinyin=false",
 ]
+ENSEMBLE = REPO / "configs" / "text" / "cold_evasion_ensemble.yaml"
+# variant -> (recipe, --set overrides)
 VARIANTS = {
-    "plain": [*NORMALISER_OFF, "augment.probability=0"],
-    "augment": NORMALISER_OFF,
-    "normaliser": ["augment.probability=0"],
-    "normaliser+aug": [],
+    "plain": (RECIPE, [*NORMALISER_OFF, "augment.probability=0"]),
+    "augment": (RECIPE, NORMALISER_OFF),
+    "normaliser": (RECIPE, ["augment.probability=0"]),
+    "normaliser+aug": (RECIPE, []),
+    "ensemble": (ENSEMBLE, []),
 }
 
 
@@ -65,8 +70,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="modelkit-evasion-") as scratch:
         for variant in args.variants:
             print(f"training {variant} ...", file=sys.stderr)
+            recipe, overrides = VARIANTS[variant]
             checkpoint = modelkit.train(
-                RECIPE, data_root=args.data_root, overrides=[*VARIANTS[variant], f"output_dir={scratch}/{variant}"]
+                recipe, data_root=args.data_root, overrides=[*overrides, f"output_dir={scratch}/{variant}"]
             )
             classifier = modelkit.load(checkpoint, device="cpu")
             threshold = classifier.thresholds["abuse"]
