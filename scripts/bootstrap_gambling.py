@@ -3,10 +3,10 @@
 
 The corpus is ChineseHarm-Bench's shared half (3,000 rows, 499 gambling) with its labels hidden
 from the bootstrap. A person is simulated: 10 seed examples (the first 10 gambling rows by
-id) and answers to the 100 questions of round 0, both taken from the data set's labels. Prints
-F1 against the true labels of the rules alone, the round-0 model (rules + seeds) and the
-round-1 model (+ 100 answered questions), on all rows and on the rows no person labelled.
-Target (issue 4): F1 >= 0.85 after round 1.
+id) and answers to the questions of each round, both taken from the data set's labels; the
+100 questions are asked in --rounds rounds (default 4 x 25), each from the model retrained on
+the answers so far. Prints F1 against the true labels of the rules alone and of every round's
+model, on all rows and on the rows no person labelled. Target (issue 4): F1 >= 0.85 at the end.
 
     python scripts/bootstrap_gambling.py --data-root ../shared/data
 """
@@ -31,6 +31,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--output-dir", help="keep the rounds here (default: a temporary directory)")
+    parser.add_argument("--rounds", type=int, default=4, help="question rounds after round 0")
+    parser.add_argument("--budget", type=int, default=100, help="questions answered in all, split over the rounds")
     args = parser.parse_args()
 
     import modelkit
@@ -45,11 +47,12 @@ def main() -> int:
     scratch = tempfile.TemporaryDirectory(prefix="modelkit-bootstrap-")
     output_dir = args.output_dir or scratch.name
     config = load_bootstrap_config(CONFIG, data_root=args.data_root,
-                                   overrides=[f"seed_ids={json.dumps(seed_ids)}", f"output_dir={output_dir}"])
+                                   overrides=[f"seed_ids={json.dumps(seed_ids)}", f"output_dir={output_dir}",
+                                              f"query_size={args.budget // max(args.rounds, 1)}"])
     figures = {}
 
     def score(name: str, predicted: np.ndarray, asked: set) -> None:
-        unseen = np.array([row["id"] not in asked for row in rows])
+        unseen = np.array([str(row["id"]) not in asked for row in rows])
         figures[name] = {
             "precision": precision_score(truth, predicted), "recall": recall_score(truth, predicted),
             "f1": f1_score(truth, predicted), "f1_unlabelled_rows": f1_score(truth[unseen], predicted[unseen]),
@@ -60,17 +63,24 @@ def main() -> int:
         return classifier.decide(classifier.predict_proba(texts, batch_size=512))[:, 0]
 
     score("rules only", rule_votes(texts, config.rules).sum(axis=1) >= config.min_votes, set())
-    first = bootstrap(config)
-    score("round 0: rules + 10 seeds", predictions(first), set(seed_ids))
-    questions = [json.loads(line) for line in Path(first["questions"]).open(encoding="utf-8")]
     by_id = {str(row["id"]): row for row in rows}
-    answers = Path(output_dir) / "answers-round-0.jsonl"
-    answers.write_text("".join(
-        json.dumps({"id": q["id"], "label": int(by_id[q["id"]]["label"] == "博彩")}) + "\n" for q in questions
-    ), encoding="utf-8")
-    second = bootstrap(config, labels=[answers])
-    asked = set(seed_ids) | {int(q["id"]) for q in questions}
-    score(f"round 1: + {len(questions)} answered questions", predictions(second), asked)
+    answer_files: list[Path] = []
+    asked = set(map(str, seed_ids))
+    for round_number in range(args.rounds + 1):
+        summary = bootstrap(config, labels=answer_files)
+        answered = len(asked) - len(seed_ids)
+        stage = "round 0: rules + 10 seeds" if not round_number else f"round {round_number}: + {answered} answers"
+        score(stage, predictions(summary), asked)
+        if round_number == args.rounds:
+            break
+        # The simulated person answers this round's questions from the data set's labels.
+        questions = [json.loads(line) for line in Path(summary["questions"]).open(encoding="utf-8")]
+        answers = Path(output_dir) / f"answers-round-{round_number}.jsonl"
+        answers.write_text("".join(
+            json.dumps({"id": q["id"], "label": int(by_id[q["id"]]["label"] == "博彩")}) + "\n" for q in questions
+        ), encoding="utf-8")
+        answer_files.append(answers)
+        asked |= {str(q["id"]) for q in questions}
 
     print(f"ChineseHarm-Bench shared half: {len(rows)} rows, {int(truth.sum())} gambling\n")
     print("| stage | precision | recall | F1 (all rows) | F1 (rows nobody labelled) |")
@@ -78,7 +88,7 @@ def main() -> int:
     for name, f in figures.items():
         print(f"| {name} | {f['precision']:.3f} | {f['recall']:.3f} | {f['f1']:.3f} | {f['f1_unlabelled_rows']:.3f} |")
     final = list(figures.values())[-1]["f1"]
-    print(f"\nround-1 F1 {final:.3f} (target >= {TARGET}): {'met' if final >= TARGET else 'NOT met'}")
+    print(f"\nfinal F1 {final:.3f} (target >= {TARGET}): {'met' if final >= TARGET else 'NOT met'}")
     return 0 if final >= TARGET else 1
 
 

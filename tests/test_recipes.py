@@ -76,5 +76,5 @@ def test_bootstrap_gambling_beats_its_rules(shared_data, tmp_path):
     summary = bootstrap(config)
     clf = modelkit.load(summary["checkpoint"])
     model_f1 = f1_score(truth, clf.decide(clf.predict_proba(texts))[:, 0])
-    assert rules_f1 > 0.5 and model_f1 >= rules_f1 - 0.03, (rules_f1, model_f1)
+    assert rules_f1 > 0.5 and model_f1 > rules_f1 + 0.05, (rules_f1, model_f1)  # about 0.59 vs 0.74
     assert summary["weak_positives"] > 200
