@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.modelkit-installed
+# The torch wheels are GBs; a pip cache would hold a second copy on the disk.
+export PIP_NO_CACHE_DIR := 1
 
 .PHONY: demo test install clean
 
