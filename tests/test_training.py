@@ -121,3 +121,20 @@ def test_gradient_accumulation_and_bf16_autocast(synthetic_splits, tmp_path):
     state = json.loads((checkpoint / "last" / "trainer_state.json").read_text())
     batches_per_epoch = -(-len(synthetic_splits["train"].read_text().splitlines()) // 8)
     assert state["global_step"] == state["epoch"] * -(-batches_per_epoch // 2)  # one optimiser step per 2 batches
+
+
+def test_exclusive_loss_learns_one_class_per_row(synthetic_splits, tmp_path):
+    # The synthetic set minus its multi-category rows is a multi-class problem.
+    splits = {}
+    for split, path in synthetic_splits.items():
+        rows = [line for line in path.read_text(encoding="utf-8").splitlines() if len(json.loads(line)["labels"]) <= 1]
+        splits[split] = tmp_path / f"{split}.jsonl"
+        splits[split].write_text("\n".join(rows) + "\n", encoding="utf-8")
+    checkpoint = modelkit.train(ngram_recipe(splits, tmp_path / "run", loss="exclusive", label_smoothing=0.1))
+    metrics = json.loads((checkpoint / "metrics.json").read_text())
+    assert metrics["test"]["exclusive"]["accuracy"] >= 0.9, metrics["test"]["exclusive"]
+
+    with pytest.raises(modelkit.ConfigError, match="train.loss: exclusive needs at most one category per row"):
+        modelkit.train(ngram_recipe(synthetic_splits, tmp_path / "multi", loss="exclusive"))
+    with pytest.raises(modelkit.ConfigError, match="pos_weight only applies to loss: bce"):
+        modelkit.train(ngram_recipe(splits, tmp_path / "weighted", loss="exclusive", pos_weight="balanced"))

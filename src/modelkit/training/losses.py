@@ -1,10 +1,13 @@
-"""Losses for multi-label training."""
+"""Training losses: independent sigmoids (multi-label) or one softmax (one category per row)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..config import ConfigError
+from .recipe import TrainConfig
 
 
 def positive_weights(labels: np.ndarray, mode: str, max_weight: float) -> torch.Tensor | None:
@@ -27,9 +30,44 @@ def positive_weights(labels: np.ndarray, mode: str, max_weight: float) -> torch.
 class MultiLabelLoss(nn.Module):
     """Binary cross-entropy on logits, one independent term per category."""
 
-    def __init__(self, pos_weight: torch.Tensor | None = None) -> None:
+    def __init__(self, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("pos_weight", pos_weight, persistent=False)
+        self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=self.pos_weight)
+        targets = labels.float() * (1 - self.label_smoothing) + self.label_smoothing / 2
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=self.pos_weight)
+
+
+class ExclusiveLoss(nn.Module):
+    """Softmax cross-entropy over the categories plus a 'none' class whose logit is fixed at 0.
+
+    For data sets with one category per row at most (ChineseHarm-Bench's six classes): the
+    classes compete for the row instead of each being learnt against all others alone. The
+    model's score stays ``sigmoid(logit)``, which here is the softmax restricted to {category,
+    none}; at threshold 0.5 the decision is the argmax over the categories and 'none'.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        with_none = torch.cat([logits, logits.new_zeros(len(logits), 1)], dim=1)
+        target = torch.where(labels.any(dim=1), labels.argmax(dim=1), logits.shape[1])
+        return nn.functional.cross_entropy(with_none, target, label_smoothing=self.label_smoothing)
+
+
+def build_loss(config: TrainConfig, labels: np.ndarray) -> nn.Module:
+    """The recipe's ``train.loss`` for these training labels."""
+    if config.loss == "exclusive":
+        rows = np.flatnonzero(labels.sum(axis=1) > 1)
+        if rows.size:
+            raise ConfigError(
+                f"train.loss: exclusive needs at most one category per row; training row {int(rows[0])} "
+                f"has {int(labels[rows[0]].sum())} (use loss: bce for multi-label data)"
+            )
+        return ExclusiveLoss(config.label_smoothing)
+    return MultiLabelLoss(positive_weights(labels, config.pos_weight, config.max_pos_weight), config.label_smoothing)

@@ -30,6 +30,11 @@ class TrainConfig:
     # Up-weights positives of rare categories in the loss: balanced = n_neg / n_pos, sqrt = its root.
     pos_weight: Literal["none", "balanced", "sqrt"] = "none"
     max_pos_weight: float = 20.0
+    # bce: one sigmoid per category (multi-label). exclusive: a softmax over the categories and
+    # 'none', for data with one category per row at most.
+    loss: Literal["bce", "exclusive"] = "bce"
+    # Pulls targets towards 1/2 (bce) or the uniform distribution (exclusive) by this share.
+    label_smoothing: float = 0.0
     early_stopping_patience: int = 3
     # Fit per-category F1-maximising thresholds on dev; otherwise every threshold is 0.5.
     tune_thresholds: bool = False
@@ -47,6 +52,10 @@ class TrainConfig:
             raise ValueError(f"train.learning_rate must be > 0, got {self.learning_rate}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.loss == "exclusive" and self.pos_weight != "none":
+            raise ValueError("train.pos_weight only applies to loss: bce")
         if self.early_stopping_patience < 0:
             raise ValueError("train.early_stopping_patience must be >= 0 (0 turns it off)")
 

@@ -32,7 +32,7 @@ from ..models.base import ModerationModel
 from ..models.registry import create_model
 from ..taxonomy import Taxonomy
 from .optim import build_optimizer
-from .losses import MultiLabelLoss, positive_weights
+from .losses import build_loss
 from .recipe import RunConfig, TrainConfig, dump_run_config, load_run_config
 
 logger = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ class Trainer:
         train, dev, test = load_splits(self.config, self.taxonomy)
         name, params = self.config.model_kwargs()
         model = create_model(name, self.taxonomy, **params)
-        loss_fn = MultiLabelLoss(positive_weights(train.labels, cfg.pos_weight, cfg.max_pos_weight))
+        loss_fn = build_loss(cfg, train.labels)
         optimizer = build_optimizer(model, cfg.learning_rate, cfg.weight_decay)
         train_loader = self._loader(train, model, shuffle=True, batch_size=cfg.batch_size)
         dev_loader = self._loader(dev, model, shuffle=False, batch_size=cfg.eval_batch_size)
