@@ -30,6 +30,7 @@ TARGET = 0.85
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--config", default=str(CONFIG), help="bootstrap recipe (default: %(default)s)")
     parser.add_argument("--output-dir", help="keep the rounds here (default: a temporary directory)")
     parser.add_argument("--rounds", type=int, default=4, help="question rounds after round 0")
     parser.add_argument("--budget", type=int, default=100, help="questions answered in all, split over the rounds")
@@ -46,7 +47,7 @@ def main() -> int:
 
     scratch = tempfile.TemporaryDirectory(prefix="modelkit-bootstrap-")
     output_dir = args.output_dir or scratch.name
-    config = load_bootstrap_config(CONFIG, data_root=args.data_root,
+    config = load_bootstrap_config(args.config, data_root=args.data_root,
                                    overrides=[f"seed_ids={json.dumps(seed_ids)}", f"output_dir={output_dir}",
                                               f"query_size={args.budget // max(args.rounds, 1)}"])
     figures = {}
