@@ -98,4 +98,7 @@ def test_bootstrap_rounds_learn_a_category_without_labels(tmp_path):
         bootstrap(config, labels=[broken])
     with pytest.raises(ConfigError, match="rules"):
         bootstrap({**config, "rules": [{"name": "empty"}]})
+    with pytest.raises(ConfigError, match="self_training"):
+        bootstrap({**config, "self_training": -1})
     assert main(["bootstrap", str(tmp_path / "missing.yaml")]) == 2
+

@@ -6,6 +6,9 @@
 2. **Seeds.** A handful of example texts (positive, optionally negative) join the training set,
    repeated ``seed_weight`` times so that a few rows still count against thousands.
 3. **Train** the recipe's model on that set (a dev split is carved off for early stopping).
+   With ``self_training: N``, N more fits follow, each adding the rows the previous fit flags
+   to the positives: rules find only part of a category, and this lets the model carry what
+   it learned from them to the rest.
 4. **Ask.** The ``query_size`` corpus rows the model is least sure about (scores nearest the
    threshold) go to ``to_label.jsonl`` for a person to label (active learning).
 5. **Retrain** with ``--labels FILE`` (rows ``{"id": ..., "label": 0 | 1}``): human labels
@@ -69,6 +72,8 @@ class BootstrapConfig:
     mask_rules: bool = True
     seed_weight: int = 5
     label_weight: int = 5
+    # Extra fits per round, each training on the last one's flagged rows as positives.
+    self_training: int = 0
     model: dict[str, Any] = field(default_factory=lambda: {"name": "ngram"})
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -78,6 +83,8 @@ class BootstrapConfig:
         for name in ("min_votes", "seed_weight", "label_weight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.self_training < 0:
+            raise ValueError(f"self_training must be >= 0, got {self.self_training}")
         if self.query_size < 0:
             raise ValueError(f"query_size must be >= 0, got {self.query_size}")
 
@@ -138,6 +145,33 @@ def _read_labels(path: str | Path) -> dict[str, int]:
     return labels
 
 
+def _fit(cfg: BootstrapConfig, ids: list[str], texts: list[str], labels: np.ndarray, weak: np.ndarray,
+         human: dict[str, int], seed_rows: set[str], round_dir: Path) -> Path:
+    """Write the round's training set (with its repeats and masked copies) and train on it."""
+    rows = []
+    for row_id, text, label in zip(ids, texts, labels):
+        copies = cfg.label_weight if row_id in human else cfg.seed_weight if row_id in seed_rows else 1
+        rows += [{"text": text, "labels": [cfg.category] if label else []}] * copies
+    if cfg.mask_rules:
+        for row_id, text, weak_label in zip(ids, texts, weak):
+            if weak_label and row_id not in human:
+                masked = mask_rule_matches(text, cfg.rules)
+                if masked.strip():
+                    rows.append({"text": masked, "labels": [cfg.category]})
+    for text, label in [*((t, 1) for t in cfg.seeds), *((t, 0) for t in cfg.negative_seeds)]:
+        rows += [{"text": text, "labels": [cfg.category] if label else []}] * cfg.seed_weight
+    train_file = round_dir / "train.jsonl"
+    train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return train({
+        "output_dir": str(round_dir / "model"),
+        "taxonomy": cfg.taxonomy,
+        "categories": [cfg.category],
+        "data": {"train": str(train_file), "dev_fraction": 0.15, "label_field": "labels", "id_field": None},
+        "model": cfg.model,
+        "train": to_dict(cfg.train),
+    })
+
+
 def bootstrap(
     config: str | Path | dict[str, Any] | BootstrapConfig,
     labels: str | Path | list[str | Path] | None = None,
@@ -171,33 +205,17 @@ def bootstrap(
     seed_rows = set(map(str, cfg.seed_ids))
     round_dir = Path(cfg.output_dir) / f"round-{len(label_files)}"
     round_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for row_id, text, weak_label in zip(ids, texts, weak):
-        label = human.get(row_id, 1 if row_id in seed_rows else int(weak_label))
-        copies = cfg.label_weight if row_id in human else cfg.seed_weight if row_id in seed_rows else 1
-        rows += [{"text": text, "labels": [cfg.category] if label else []}] * copies
-    if cfg.mask_rules:
-        for row_id, text, weak_label in zip(ids, texts, weak):
-            if weak_label and row_id not in human:
-                masked = mask_rule_matches(text, cfg.rules)
-                if masked.strip():
-                    rows.append({"text": masked, "labels": [cfg.category]})
-    for text, label in [*((t, 1) for t in cfg.seeds), *((t, 0) for t in cfg.negative_seeds)]:
-        rows += [{"text": text, "labels": [cfg.category] if label else []}] * cfg.seed_weight
-    train_file = round_dir / "train.jsonl"
-    train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-    checkpoint = train({
-        "output_dir": str(round_dir / "model"),
-        "taxonomy": cfg.taxonomy,
-        "categories": [cfg.category],
-        "data": {"train": str(train_file), "dev_fraction": 0.15, "label_field": "labels", "id_field": None},
-        "model": cfg.model,
-        "train": to_dict(cfg.train),
-    })
-    classifier = Classifier.load(checkpoint)
-    scores = classifier.predict_proba(texts, batch_size=512)[:, 0]
-    threshold = classifier.thresholds[cfg.category]
+    fixed = {**{i: 1 for i in seed_rows}, **human}  # what a person said; weak labels never override it
+    labels_now = np.array([fixed.get(i, int(w)) for i, w in zip(ids, weak)])
+    for fit in range(cfg.self_training + 1):
+        checkpoint = _fit(cfg, ids, texts, labels_now, weak, human, seed_rows, round_dir)
+        classifier = Classifier.load(checkpoint)
+        scores = classifier.predict_proba(texts, batch_size=512)[:, 0]
+        threshold = classifier.thresholds[cfg.category]
+        if fit < cfg.self_training:
+            # Self-training: rows this fit flags join the positives, so the next fit also learns
+            # the contexts that no rule names (the rules alone find under half of a category).
+            labels_now = np.array([fixed.get(i, int(w or s >= threshold)) for i, w, s in zip(ids, weak, scores)])
     asked = set(human) | seed_rows
     order = [i for i in np.argsort(np.abs(scores - threshold), kind="stable") if ids[i] not in asked]
     questions = round_dir / "to_label.jsonl"
@@ -220,6 +238,7 @@ def bootstrap(
         "seeds": len(cfg.seeds) + len(seed_rows),
         "negative_seeds": len(cfg.negative_seeds),
         "human_labels": len(human),
+        "self_training_positives": sum(1 for i, w, y in zip(ids, weak, labels_now) if y and not w and i not in fixed),
         "checkpoint": str(checkpoint),
         "flagged": int((scores >= threshold).sum()),
         "questions": str(questions),
