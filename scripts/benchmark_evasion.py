@@ -10,12 +10,17 @@ configs/text/cold_evasion.yaml with its defences switched on or off:
     normaliser+aug   both (= cold_evasion.yaml)
     ensemble         three normaliser+aug models with different training seeds, logits averaged
                      (= cold_evasion_ensemble.yaml)
+    m3e+aug          the m3e-small transformer with the normaliser and augmentation
+                     (= cold_evasion_m3e.yaml, about 30 minutes)
 
 then rewrites every offensive row of COLD dev with each attack of modelkit.data.augment (and all
 of them chained) and prints recall on clean vs attacked text and their ratio. Target (issue 4):
-with the defences, attacked recall >= 0.95 x clean recall under every attack.
+with the defences (normaliser+aug, or the last variant listed when it is not run), attacked
+recall >= 0.95 x clean recall under every attack. With --train-seeds N every single-model
+variant is trained N times and the figures are means, which single runs need: their ratio under
+the chained attack varies by about +-0.03.
 
-    python scripts/benchmark_evasion.py --data-root ../shared/data [--output results.json]
+    python scripts/benchmark_evasion.py --data-root ../shared/data [--train-seeds 3] [--output results.json]
 """
 
 from __future__ import annotations
@@ -45,14 +50,32 @@ VARIANTS = {
     "normaliser": (RECIPE, ["augment.probability=0"]),
     "normaliser+aug": (RECIPE, []),
     "ensemble": (ENSEMBLE, []),
+    "m3e+aug": (REPO / "configs" / "text" / "cold_evasion_m3e.yaml", []),
 }
+
+
+def _figures(classifier, dev_rows: list[dict], offensive: list[str], attacked: dict[str, list[str]]) -> dict:
+    """Clean dev accuracy, and recall on the offensive rows clean and under each attack."""
+    threshold = classifier.thresholds["abuse"]
+
+    def recall(texts: list[str]) -> float:
+        return float(np.mean(classifier.predict_proba(texts, batch_size=1024)[:, 0] >= threshold))
+
+    dev_scores = classifier.predict_proba([row["text"] for row in dev_rows], batch_size=1024)[:, 0]
+    labels = np.array([row["label"] for row in dev_rows])
+    return {"dev_accuracy": float(np.mean((dev_scores >= threshold) == labels)), "clean": recall(offensive),
+            **{name: recall(texts) for name, texts in attacked.items()}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                        default=[v for v in VARIANTS if v != "m3e+aug"], help="default: all but m3e+aug")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the attacks")
+    parser.add_argument("--train-seeds", type=int, default=1, metavar="N",
+                        help="train each variant N times (train.seed 0..N-1) and report means: single runs "
+                             "vary by about +-0.03 on the chained attack")
     parser.add_argument("--output", help="also write the figures as JSON here")
     args = parser.parse_args()
 
@@ -66,38 +89,42 @@ def main() -> int:
         name: [apply_attack(text, name, random.Random(f"{args.seed}:{name}:{i}")) for i, text in enumerate(offensive)]
         for name in attacks
     }
-    results: dict[str, dict[str, float]] = {}
+    # variant -> figure -> one value per training seed
+    results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="modelkit-evasion-") as scratch:
         for variant in args.variants:
-            print(f"training {variant} ...", file=sys.stderr)
             recipe, overrides = VARIANTS[variant]
-            checkpoint = modelkit.train(
-                recipe, data_root=args.data_root, overrides=[*overrides, f"output_dir={scratch}/{variant}"]
-            )
-            classifier = modelkit.load(checkpoint, device="cpu")
-            threshold = classifier.thresholds["abuse"]
-
-            def recall(texts: list[str]) -> float:
-                return float(np.mean(classifier.predict_proba(texts, batch_size=1024)[:, 0] >= threshold))
-
-            dev_scores = classifier.predict_proba([row["text"] for row in dev_rows], batch_size=1024)[:, 0]
-            labels = np.array([row["label"] for row in dev_rows])
-            results[variant] = {"dev_accuracy": float(np.mean((dev_scores >= threshold) == labels)),
-                                "clean": recall(offensive)}
-            results[variant].update({name: recall(texts) for name, texts in attacked.items()})
+            results[variant] = {}
+            # An ensemble's members carry their own seeds, so repeating it would repeat one run.
+            for train_seed in range(1 if recipe == ENSEMBLE else args.train_seeds):
+                print(f"training {variant} (train.seed={train_seed}) ...", file=sys.stderr)
+                seed_override = [] if recipe == ENSEMBLE else [f"train.seed={train_seed}"]
+                checkpoint = modelkit.train(recipe, data_root=args.data_root, overrides=[
+                    *overrides, *seed_override, f"output_dir={scratch}/{variant}-{train_seed}"])
+                for figure, value in _figures(modelkit.load(checkpoint, device="cpu"), dev_rows, offensive,
+                                              attacked).items():
+                    results[variant].setdefault(figure, []).append(value)
 
     variants = args.variants
-    print(f"\nCOLD dev: {len(offensive)} offensive rows, recall at each model's threshold (ratio to clean)\n")
+    ratios = {v: {name: np.array(results[v][name]) / np.array(results[v]["clean"]) for name in attacks}
+              for v in variants}
+    runs = {v: len(results[v]["clean"]) for v in variants}
+    print(f"\nCOLD dev: {len(offensive)} offensive rows, recall at each model's threshold (ratio to clean); "
+          f"means over training seeds ({', '.join(f'{v}: {n}' for v, n in runs.items())})\n")
     print("| attack | " + " | ".join(variants) + " |")
     print("|---|" + "---:|" * len(variants))
-    print("| dev accuracy (clean, all rows) | " + " | ".join(f"{results[v]['dev_accuracy']:.4f}" for v in variants) + " |")
-    print("| clean recall | " + " | ".join(f"{results[v]['clean']:.3f}" for v in variants) + " |")
+    print("| dev accuracy (clean, all rows) | "
+          + " | ".join(f"{np.mean(results[v]['dev_accuracy']):.4f}" for v in variants) + " |")
+    print("| clean recall | " + " | ".join(f"{np.mean(results[v]['clean']):.3f}" for v in variants) + " |")
     for name in attacks:
-        cells = [f"{results[v][name]:.3f} ({results[v][name] / results[v]['clean']:.2f})" for v in variants]
+        cells = []
+        for v in variants:
+            spread = f" ± {ratios[v][name].std():.2f}" if runs[v] > 1 else ""
+            cells.append(f"{np.mean(results[v][name]):.3f} ({ratios[v][name].mean():.2f}{spread})")
         print(f"| {name} | " + " | ".join(cells) + " |")
-    best = variants[-1]
-    worst = min(results[best][name] / results[best]["clean"] for name in attacks)
-    print(f"\n{best}: lowest attacked/clean recall ratio {worst:.3f} (target >= {TARGET}): "
+    best = "normaliser+aug" if "normaliser+aug" in variants else variants[-1]
+    worst = min(ratios[best][name].mean() for name in attacks)
+    print(f"\n{best}: lowest mean attacked/clean recall ratio {worst:.3f} (target >= {TARGET}): "
           f"{'met' if worst >= TARGET else 'NOT met'}")
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from modelkit.data.augment import ATTACKS, AugmentConfig, Augmenter, apply_attack
-from modelkit.data.text import HashingNgramFeaturizer, NgramFeatureConfig, NormalizerConfig, TextNormalizer
+from modelkit.data.text import (
+    HashingNgramFeaturizer,
+    NgramFeatureConfig,
+    NormalizerConfig,
+    TextNormalizer,
+    _pinyin_initials,
+)
 
 EVASION = NormalizerConfig(traditional_to_simplified=True, fold_homoglyphs=True, strip_separators=True,
                            max_repeat=1, emoji="describe")
@@ -16,7 +22,7 @@ EVASION = NormalizerConfig(traditional_to_simplified=True, fold_homoglyphs=True,
     "disguised, plain",
     [
         ("傻 逼", "傻逼"), ("傻*逼", "傻逼"), ("傻❤️逼", "傻逼"), ("傻.-逼", "傻逼"), ("傻逼傻傻傻逼", "傻逼傻逼"),
-        ("你是 s b 吗", "你是 sb 吗"), ("s.b", "sb"), ("傻逼 說話", "傻逼说话"), ("ＳＢ", "sb"), ("ѕеx", "sex"),
+        ("你是 s b 吗", "你是 sb 吗"), ("s.b", "sb"), ("傻逼 說話", "傻逼说话"), ("ＳＢ", "sb"), ("ѕеx", "sex"), ("ϲao", "cao"),
         ("约吗🍆", "约吗 eggplant"), ("你好，我是小明。", "你好,我是小明。"), ("hi world", "hi world"),
     ],
 )
@@ -43,6 +49,10 @@ def test_pinyin_features_meet_latin_spellings():
     for latin in ("shabi", "sb", "sha bi"):
         assert _features(latin, pinyin=True) - markers & chinese, latin
         assert not (_features(latin) - markers) & _features("你这个傻逼"), latin
+    # Letters count as initials, so an abbreviation inside a sentence keeps the sentence's
+    # initials windows.
+    assert _pinyin_initials("你sbbf男女") == _pinyin_initials("你傻逼不分男女")
+    assert {"sb", "sbbf", "nsb"} <= set(_pinyin_initials("你傻逼不分男女"))
     # A homophone shares the pinyin features too.
     assert len(_features("你这个煞笔", pinyin=True) & chinese) > len(_features("你这个煞笔") & _features("你这个傻逼"))
     with pytest.raises(ValueError, match="pinyin needs words: jieba"):

@@ -67,10 +67,12 @@ class TextNormalizer:
             text = _INVISIBLE.sub("", text)
         else:
             text = _SURROGATES.sub("\ufffd", text)
-        if cfg.nfkc:
-            text = unicodedata.normalize("NFKC", text)
+        # Look-alikes are folded before NFKC, which maps some of them to letters that no longer
+        # pass for Latin (the lunate sigma ϲ, a "c", becomes σ).
         if cfg.fold_homoglyphs:
             text = chinese.fold_homoglyphs(text)
+        if cfg.nfkc:
+            text = unicodedata.normalize("NFKC", text)
         if cfg.traditional_to_simplified:
             text = chinese.to_simplified(text)
         if cfg.casefold:
@@ -175,12 +177,15 @@ def _mix(hashes: np.ndarray, salt: int) -> np.ndarray:
 def _pinyin_initials(text: str, longest: int = 4) -> list[str]:
     """Initials of every run of 2..``longest`` Chinese characters: 傻逼 -> sb, 操你妈 -> cnm.
     Windows, not segmented words, since a segmenter splits exactly the slang that is
-    abbreviated (傻逼 -> 傻 / 逼)."""
+    abbreviated (傻逼 -> 傻 / 逼). Latin letters count as their own initials, so that a run
+    abbreviated in the middle of a sentence (你sbbf男女 for 你傻逼不分男女) has the windows of
+    the original."""
     initials = []
     run: list[str] = []
-    for syllable in [*map(chinese.syllable, text), ""]:
-        if syllable:
-            run.append(syllable[0])
+    for char in [*text, ""]:
+        initial = chinese.syllable(char)[:1] or (char if "a" <= char <= "z" else "")
+        if initial:
+            run.append(initial)
             continue
         for n in range(2, min(longest, len(run)) + 1):
             initials += ["".join(run[start : start + n]) for start in range(len(run) - n + 1)]
