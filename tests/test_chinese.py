@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from modelkit.data.augment import ATTACKS, AugmentConfig, Augmenter, apply_attack
+from modelkit.data.chinese import latin_units, spoken_runs
 from modelkit.data.text import (
     HashingNgramFeaturizer,
     NgramFeatureConfig,
@@ -22,12 +23,26 @@ EVASION = NormalizerConfig(traditional_to_simplified=True, fold_homoglyphs=True,
     "disguised, plain",
     [
         ("傻 逼", "傻逼"), ("傻*逼", "傻逼"), ("傻❤️逼", "傻逼"), ("傻.-逼", "傻逼"), ("傻逼傻傻傻逼", "傻逼傻逼"),
-        ("你是 s b 吗", "你是 sb 吗"), ("s.b", "sb"), ("傻逼 說話", "傻逼说话"), ("ＳＢ", "sb"), ("ѕеx", "sex"), ("ϲao", "cao"),
+        ("你是 s b 吗", "你是sb吗"), ("像🙏hzbh看", "像hzbh看"), ("s.b", "sb"), ("傻逼 說話", "傻逼说话"), ("ＳＢ", "sb"), ("ѕеx", "sex"), ("ϲao", "cao"),
         ("约吗🍆", "约吗 eggplant"), ("你好，我是小明。", "你好,我是小明。"), ("hi world", "hi world"),
     ],
 )
 def test_evasion_normaliser_folds_disguises(disguised, plain):
     assert TextNormalizer(EVASION)(disguised) == plain
+
+
+@pytest.mark.parametrize(
+    "word, units",
+    [("shabi", ("sha", "bi")), ("sb", ("s", "b")), ("shab", ("sha", "b")), ("xian", ("xian",)),
+     ("zhege", ("zhe", "ge")), ("nmsl", ("n", "m", "s", "l"))],
+)
+def test_latin_runs_read_as_pinyin_where_they_can(word, units):
+    assert latin_units(word) == units
+
+
+def test_spoken_runs_break_at_punctuation_only():
+    assert spoken_runs("哈哈。我也是sha bi,ok!") == [["ha"], ["wo", "ye", "shi", "sha", "bi"], ["o", "k"]]
+    assert spoken_runs("") == [] and spoken_runs("123 !") == []
 
 
 def test_evasion_steps_are_off_by_default():
@@ -49,10 +64,11 @@ def test_pinyin_features_meet_latin_spellings():
     for latin in ("shabi", "sb", "sha bi"):
         assert _features(latin, pinyin=True) - markers & chinese, latin
         assert not (_features(latin) - markers) & _features("你这个傻逼"), latin
-    # Letters count as initials, so an abbreviation inside a sentence keeps the sentence's
-    # initials windows.
-    assert _pinyin_initials("你sbbf男女") == _pinyin_initials("你傻逼不分男女")
-    assert {"sb", "sbbf", "nsb"} <= set(_pinyin_initials("你傻逼不分男女"))
+    # An abbreviation or a pinyin spelling inside a sentence keeps the sentence's initials windows.
+    original = _pinyin_initials(spoken_runs("你傻逼不分男女"))
+    assert {"sb", "sbbf", "nsb"} <= set(original)
+    for spelling in ("你sbbf男女", "你shabi不分男女", "你sha bi不分男女", "你煞笔不分男女", "你傻傻逼不分男女"):
+        assert _pinyin_initials(spoken_runs(spelling)) == original, spelling
     # A homophone shares the pinyin features too.
     assert len(_features("你这个煞笔", pinyin=True) & chinese) > len(_features("你这个煞笔") & _features("你这个傻逼"))
     with pytest.raises(ValueError, match="pinyin needs words: jieba"):

@@ -48,14 +48,17 @@ def _separator_class() -> str:
 @lru_cache(maxsize=1)
 def _separator_patterns() -> tuple[re.Pattern, re.Pattern]:
     sep = _separator_class()
-    between_cjk = re.compile(f"(?<=[{CJK}]){sep}{{1,4}}(?=[{CJK}])")
+    # Also between a Chinese character and a Latin letter: a pinyin or initials spelling inside
+    # Chinese text ("你 sb 吗", "像🙏hzbh") gains nothing from the gap but a broken spoken run.
+    between_cjk = re.compile(f"(?<=[{CJK}]){sep}{{1,4}}(?=[{CJK}a-z])|(?<=[a-z]){sep}{{1,4}}(?=[{CJK}])")
     # Single Latin letters spelled apart: "s b", "s.b", "s*b" -> "sb" (at least two letters).
     spelled = re.compile(f"(?<![a-z0-9])[a-z](?:{sep}{{1,3}}[a-z])+(?![a-z0-9])")
     return between_cjk, spelled
 
 
 def strip_separators(text: str) -> str:
-    """Remove separators, decorations and emoji wedged between CJK characters or single letters."""
+    """Remove separators, decorations and emoji wedged between CJK characters (or a CJK character
+    and a Latin letter) or between single letters."""
     between_cjk, spelled = _separator_patterns()
     text = between_cjk.sub("", text)
     return spelled.sub(lambda m: "".join(ch for ch in m.group(0) if ch.isalpha()), text)
@@ -144,3 +147,67 @@ def syllable(char: str) -> str:
 def pinyin_syllables(text: str) -> list[str]:
     """Toneless pinyin of each Chinese character of ``text`` that has one, in order."""
     return [s for s in map(syllable, text) if s]
+
+
+@lru_cache(maxsize=1)
+def homophones() -> dict[str, list[str]]:
+    """Toneless syllable -> the common characters (GB2312 level 1) that read so."""
+    table: dict[str, list[str]] = {}
+    for high in range(0xB0, 0xD8):
+        for low in range(0xA1, 0xFF):
+            try:
+                char = bytes([high, low]).decode("gb2312")
+            except UnicodeDecodeError:
+                continue
+            sound = syllable(char)
+            if sound:
+                table.setdefault(sound, []).append(char)
+    return table
+
+
+_LONGEST_SYLLABLE = 6  # zhuang, shuang
+
+
+@lru_cache(maxsize=65536)
+def latin_units(word: str) -> tuple[str, ...]:
+    """Split a run of Latin letters into pinyin syllables where it reads as pinyin, letters
+    elsewhere, in the fewest pieces: shabi -> sha bi, sb -> s b, shab -> sha b. Ties go to the
+    longer first syllable (xian -> xian, not xi an), the reading a person would pick."""
+    syllables = homophones()
+    # pieces[i]: the fewest pieces that cover word[i:], built from the end.
+    pieces: list[tuple[str, ...]] = [()] * (len(word) + 1)
+    for start in range(len(word) - 1, -1, -1):
+        best = None
+        for end in range(min(len(word), start + _LONGEST_SYLLABLE), start, -1):
+            if end - start == 1 or word[start:end] in syllables:
+                candidate = (word[start:end], *pieces[end])
+                if best is None or len(candidate) < len(best):
+                    best = candidate
+        pieces[start] = best
+    return pieces[0]
+
+
+_SOUND_TOKEN = re.compile(f"([a-z]+(?: +[a-z]+)*)|([{CJK}])|.", re.DOTALL)
+
+
+def spoken_runs(text: str) -> list[list[str]]:
+    """The text as read aloud: runs of syllables (or single letters), broken wherever
+    something that is neither Chinese nor Latin letters intervenes.
+
+    Every spelling of one phrase gives the same syllables: 傻逼, 煞笔 (a homophone), "sha bi"
+    and "shabi" all give [sha, bi]; the abbreviation "sb" gives [s, b], whose initials still
+    match. A syllable (not a single letter) repeated in a row counts once, since repeating is a disguise too
+    (傻傻逼). Spaces between Latin words do not break a run ("sha bi").
+    """
+    runs: list[list[str]] = [[]]
+    for latin, han in (match.groups() for match in _SOUND_TOKEN.finditer(text)):
+        units = [u for word in latin.split() for u in latin_units(word)] if latin else [syllable(han)] if han else []
+        if not all(units) or not units:  # punctuation, digits, a character with no reading
+            if runs[-1]:
+                runs.append([])
+            continue
+        for unit in units:
+            # Single letters are kept: "sbb" abbreviates three syllables.
+            if not runs[-1] or runs[-1][-1] != unit or len(unit) == 1:
+                runs[-1].append(unit)
+    return [run for run in runs if run]

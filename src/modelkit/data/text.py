@@ -174,23 +174,18 @@ def _mix(hashes: np.ndarray, salt: int) -> np.ndarray:
     return h
 
 
-def _pinyin_initials(text: str, longest: int = 4) -> list[str]:
-    """Initials of every run of 2..``longest`` Chinese characters: 傻逼 -> sb, 操你妈 -> cnm.
-    Windows, not segmented words, since a segmenter splits exactly the slang that is
-    abbreviated (傻逼 -> 傻 / 逼). Latin letters count as their own initials, so that a run
-    abbreviated in the middle of a sentence (你sbbf男女 for 你傻逼不分男女) has the windows of
-    the original."""
-    initials = []
-    run: list[str] = []
-    for char in [*text, ""]:
-        initial = chinese.syllable(char)[:1] or (char if "a" <= char <= "z" else "")
-        if initial:
-            run.append(initial)
-            continue
-        for n in range(2, min(longest, len(run)) + 1):
-            initials += ["".join(run[start : start + n]) for start in range(len(run) - n + 1)]
-        run = []
-    return initials
+def _pinyin_initials(runs: list[list[str]], longest: int = 4) -> list[str]:
+    """Initials of every window of 2..``longest`` syllables of each spoken run: 傻逼 -> sb,
+    操你妈 -> cnm. Windows, not segmented words, since a segmenter splits exactly the slang
+    that is abbreviated (傻逼 -> 傻 / 逼). A letter that is no syllable is its own initial, so
+    that a run abbreviated in the middle of a sentence (你sbbf男女 for 你傻逼不分男女), or spelled
+    in pinyin (你shabi不分男女), has the windows of the original."""
+    windows = []
+    for run in runs:
+        initials = [unit[0] for unit in run]
+        for n in range(2, min(longest, len(initials)) + 1):
+            windows += ["".join(initials[start : start + n]) for start in range(len(initials) - n + 1)]
+    return windows
 
 
 def _char_ngrams(codes: np.ndarray, doc_of: np.ndarray, doc_end: np.ndarray, n_min: int, n_max: int, salt: int):
@@ -226,9 +221,10 @@ class HashingNgramFeaturizer:
         codes, doc_of, doc_end = _encode(texts)
         feature_docs, feature_hashes = _char_ngrams(codes, doc_of, doc_end, cfg.char_ngram_min, cfg.char_ngram_max, 0)
         if cfg.pinyin:
-            # The text spelled in pinyin, spaces dropped: 你这个傻逼, 你zhege傻逼, 你这个煞笔 and
+            # The text as spoken, spelled in pinyin: 你这个傻逼, 你zhege傻逼, 你这个煞笔 and
             # "ni zhe ge sha bi" all read nizhegeshabi, so their character n-grams coincide.
-            spelled = ["".join(chinese.syllable(c) or c for c in t if not c.isspace()) for t in texts]
+            spoken = [chinese.spoken_runs(t) for t in texts]
+            spelled = [" ".join("".join(run) for run in runs) for runs in spoken]
             docs, hashes = _char_ngrams(*_encode(spelled), PINYIN_NGRAM_MIN, PINYIN_NGRAM_MAX, salt=50)
             feature_docs += docs
             feature_hashes += hashes
@@ -243,8 +239,8 @@ class HashingNgramFeaturizer:
             docs, hashes = self._segmented_ngrams([_SEPARATOR.join(ws) for ws in words], cfg.word_ngram_max)
             if cfg.pinyin:
                 # Abbreviations by initials ("sb" for 傻逼) as words.
-                spelled = [_SEPARATOR.join(_pinyin_initials(t)) for t in texts]
-                more_docs, more_hashes = self._segmented_ngrams(spelled, 1)
+                initials = [_SEPARATOR.join(_pinyin_initials(runs)) for runs in spoken]
+                more_docs, more_hashes = self._segmented_ngrams(initials, 1)
                 docs, hashes = docs + more_docs, hashes + more_hashes
         else:
             docs, hashes = [], []
