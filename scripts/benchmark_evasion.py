@@ -14,13 +14,14 @@ configs/text/cold_evasion.yaml with its defences switched on or off:
                      (= cold_evasion_m3e.yaml, about 30 minutes)
 
 then rewrites every offensive row of COLD dev with each attack of modelkit.data.augment (and all
-of them chained) and prints recall on clean vs attacked text and their ratio. Target (issue 4):
+of them chained) and prints recall on clean vs attacked text and their ratio, and the share of
+benign rows flagged clean and under all attacks. Target (issue 4):
 with the defences (normaliser+aug, or the last variant listed when it is not run), attacked
 recall >= 0.95 x clean recall under every attack. With --train-seeds N every single-model
 variant is trained N times and the figures are means, which single runs need: their ratio under
 the chained attack varies by about +-0.03.
 
-    python scripts/benchmark_evasion.py --data-root ../shared/data [--train-seeds 3] [--output results.json]
+    python scripts/benchmark_evasion.py --data-root ../shared/data [--train-seeds 3] [--set KEY=VALUE] [--output results.json]
 """
 
 from __future__ import annotations
@@ -54,17 +55,21 @@ VARIANTS = {
 }
 
 
-def _figures(classifier, dev_rows: list[dict], offensive: list[str], attacked: dict[str, list[str]]) -> dict:
-    """Clean dev accuracy, and recall on the offensive rows clean and under each attack."""
+def _figures(classifier, dev_rows: list[dict], offensive: list[str], attacked: dict[str, list[str]],
+             benign_attacked: list[str]) -> dict:
+    """Clean dev accuracy, recall on the offensive rows clean and under each attack, and the
+    share of benign rows flagged clean and under all attacks (a defence that flags anything
+    disguised would show there)."""
     threshold = classifier.thresholds["abuse"]
 
-    def recall(texts: list[str]) -> float:
+    def flagged(texts: list[str]) -> float:
         return float(np.mean(classifier.predict_proba(texts, batch_size=1024)[:, 0] >= threshold))
 
     dev_scores = classifier.predict_proba([row["text"] for row in dev_rows], batch_size=1024)[:, 0]
     labels = np.array([row["label"] for row in dev_rows])
-    return {"dev_accuracy": float(np.mean((dev_scores >= threshold) == labels)), "clean": recall(offensive),
-            **{name: recall(texts) for name, texts in attacked.items()}}
+    return {"dev_accuracy": float(np.mean((dev_scores >= threshold) == labels)), "clean": flagged(offensive),
+            **{name: flagged(texts) for name, texts in attacked.items()},
+            "benign_clean": float(np.mean(dev_scores[labels == 0] >= threshold)), "benign_all": flagged(benign_attacked)}
 
 
 def main() -> int:
@@ -76,6 +81,8 @@ def main() -> int:
     parser.add_argument("--train-seeds", type=int, default=1, metavar="N",
                         help="train each variant N times (train.seed 0..N-1) and report means: single runs "
                              "vary by about +-0.03 on the chained attack")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="recipe override applied to every variant (repeatable), e.g. model.hidden_dim=64")
     parser.add_argument("--output", help="also write the figures as JSON here")
     args = parser.parse_args()
 
@@ -89,6 +96,8 @@ def main() -> int:
         name: [apply_attack(text, name, random.Random(f"{args.seed}:{name}:{i}")) for i, text in enumerate(offensive)]
         for name in attacks
     }
+    benign_attacked = [apply_attack(row["text"], "all", random.Random(f"{args.seed}:benign:{i}"))
+                       for i, row in enumerate(dev_rows) if row["label"] == 0]
     # variant -> figure -> one value per training seed
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="modelkit-evasion-") as scratch:
@@ -100,9 +109,9 @@ def main() -> int:
                 print(f"training {variant} (train.seed={train_seed}) ...", file=sys.stderr)
                 seed_override = [] if recipe == ENSEMBLE else [f"train.seed={train_seed}"]
                 checkpoint = modelkit.train(recipe, data_root=args.data_root, overrides=[
-                    *overrides, *seed_override, f"output_dir={scratch}/{variant}-{train_seed}"])
+                    *overrides, *args.overrides, *seed_override, f"output_dir={scratch}/{variant}-{train_seed}"])
                 for figure, value in _figures(modelkit.load(checkpoint, device="cpu"), dev_rows, offensive,
-                                              attacked).items():
+                                              attacked, benign_attacked).items():
                     results[variant].setdefault(figure, []).append(value)
 
     variants = args.variants
@@ -122,6 +131,9 @@ def main() -> int:
             spread = f" ± {ratios[v][name].std():.2f}" if runs[v] > 1 else ""
             cells.append(f"{np.mean(results[v][name]):.3f} ({ratios[v][name].mean():.2f}{spread})")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print("| benign rows flagged: clean -> all | "
+          + " | ".join(f"{np.mean(results[v]['benign_clean']):.3f} -> {np.mean(results[v]['benign_all']):.3f}"
+                       for v in variants) + " |")
     best = "normaliser+aug" if "normaliser+aug" in variants else variants[-1]
     worst = min(ratios[best][name].mean() for name in attacks)
     print(f"\n{best}: lowest mean attacked/clean recall ratio {worst:.3f} (target >= {TARGET}): "

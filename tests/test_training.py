@@ -138,3 +138,33 @@ def test_exclusive_loss_learns_one_class_per_row(synthetic_splits, tmp_path):
         modelkit.train(ngram_recipe(synthetic_splits, tmp_path / "multi", loss="exclusive"))
     with pytest.raises(modelkit.ConfigError, match="pos_weight only applies to loss: bce"):
         modelkit.train(ngram_recipe(splits, tmp_path / "weighted", loss="exclusive", pos_weight="balanced"))
+
+
+def test_consistency_loss_pulls_copies_that_change_their_decision():
+    from modelkit.training.trainer import _consistency
+
+    originals = torch.tensor([[6.0], [-3.0]])
+    assert _consistency(originals, originals.clone()).item() == pytest.approx(0.0, abs=1e-6)
+    still_right = _consistency(originals, torch.tensor([[3.0], [-2.0]]))
+    flipped = _consistency(originals, torch.tensor([[-1.0], [-2.0]]))
+    assert 0 < still_right < 0.1 * flipped
+    # Only the copy moves: the original's scores are the target.
+    originals.requires_grad_(True)
+    copies = torch.tensor([[-1.0], [-2.0]], requires_grad=True)
+    _consistency(originals, copies).backward()
+    assert originals.grad is None and copies.grad[0, 0] < 0  # raising the copy's logit lowers the loss
+
+
+def test_paired_training_with_consistency_learns(synthetic_splits, tmp_path):
+    from modelkit.training.trainer import _Collate
+
+    collate = _Collate(lambda texts: {"texts": texts}, paired=True)
+    batch = collate([(("a", "a*"), torch.tensor([1.0])), (("b", "b*"), torch.tensor([0.0]))])
+    assert batch["texts"] == ["a", "b", "a*", "b*"] and batch["labels"].flatten().tolist() == [1, 0, 1, 0]
+
+    recipe = ngram_recipe(synthetic_splits, tmp_path / "run")
+    recipe["augment"] = {"probability": 1.0, "attacks": ["homophone"], "consistency": 1.0}
+    checkpoint = modelkit.train(recipe)
+    assert json.loads((checkpoint / "metrics.json").read_text())["test"]["macro_f1"] >= 0.9
+    with pytest.raises(modelkit.ConfigError, match="augment.consistency must be >= 0"):
+        modelkit.train({**ngram_recipe(synthetic_splits, tmp_path / "bad"), "augment": {"consistency": -1}})

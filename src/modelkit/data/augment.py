@@ -28,22 +28,6 @@ def _is_cjk(char: str) -> bool:
     return "\u4e00" <= char <= "\u9fff"
 
 
-@lru_cache(maxsize=1)
-def _homophones() -> dict[str, list[str]]:
-    """Toneless syllable -> the common characters (GB2312 level 1) that read so."""
-    table: dict[str, list[str]] = {}
-    for high in range(0xB0, 0xD8):
-        for low in range(0xA1, 0xFF):
-            try:
-                char = bytes([high, low]).decode("gb2312")
-            except UnicodeDecodeError:
-                continue
-            sound = chinese.syllable(char)
-            if sound:
-                table.setdefault(sound, []).append(char)
-    return table
-
-
 def _separator(text: str, rng: random.Random) -> str:
     out = []
     for i, char in enumerate(text):
@@ -54,7 +38,7 @@ def _separator(text: str, rng: random.Random) -> str:
 
 
 def _homophone(text: str, rng: random.Random) -> str:
-    table = _homophones()
+    table = chinese.homophones()
 
     def swap(char: str) -> str:
         options = [c for c in table.get(chinese.syllable(char), []) if c != char] if _is_cjk(char) else []
@@ -153,10 +137,16 @@ class AugmentConfig:
 
     probability: float = 0.0
     attacks: list[str] = field(default_factory=lambda: [*ATTACKS, "all"])
+    # > 0: every training text is seen twice per batch, as written and rewritten (with
+    # ``probability``), and this weight times the divergence of the rewritten copy's scores
+    # from the original's is added to the loss. Doubles the training compute.
+    consistency: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError(f"augment.probability must be in [0, 1], got {self.probability}")
+        if self.consistency < 0:
+            raise ValueError(f"augment.consistency must be >= 0, got {self.consistency}")
         unknown = [a for a in self.attacks if a not in ATTACKS and a != "all"]
         if unknown:
             raise ValueError(f"augment.attacks: unknown attack {unknown[0]!r}; known: {', '.join([*ATTACKS, 'all'])}")

@@ -40,17 +40,22 @@ LAST = "last"
 
 
 class _Examples(Dataset):
-    def __init__(self, records: Records, augment: Augmenter | None = None) -> None:
+    """Rows as (input, labels); ``paired``: ((input, its augmented copy), labels)."""
+
+    def __init__(self, records: Records, augment: Augmenter | None = None, paired: bool = False) -> None:
         self.inputs = records.inputs
         self.labels = torch.from_numpy(records.labels)
         self.augment = augment
+        self.paired = paired
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
         item = self.inputs[index]
-        return (self.augment(item) if self.augment else item), self.labels[index]
+        if self.augment is None:
+            return item, self.labels[index]
+        return ((item, self.augment(item)) if self.paired else self.augment(item)), self.labels[index]
 
 
 class _LengthGroupedBatches(Sampler[list[int]]):
@@ -91,14 +96,33 @@ class _LengthGroupedBatches(Sampler[list[int]]):
 class _Collate:
     """Raw inputs -> model batch through the model's own preprocessor (same as inference)."""
 
-    def __init__(self, preprocessor) -> None:
+    def __init__(self, preprocessor, paired: bool = False) -> None:
         self.preprocessor = preprocessor
+        self.paired = paired
 
     def __call__(self, items: Sequence[tuple[Any, torch.Tensor]]) -> dict[str, torch.Tensor]:
         inputs, labels = zip(*items)
+        labels = torch.stack(labels)
+        if self.paired:  # the rows, then their augmented copies in the same order
+            originals, copies = zip(*inputs)
+            inputs, labels = originals + copies, torch.cat([labels, labels])
         batch = self.preprocessor(list(inputs))
-        batch["labels"] = torch.stack(labels)
+        batch["labels"] = labels
         return batch
+
+
+def _consistency(originals: torch.Tensor, copies: torch.Tensor) -> torch.Tensor:
+    """KL divergence from each original's category scores to its augmented copy's, averaged.
+
+    The copy follows the original, not the reverse (the original's scores are a fixed target).
+    On scores, not logits: a copy that is still confidently right costs nothing however far
+    its logit moved; one that crosses the threshold costs the most.
+    """
+    originals, copies = originals.detach().float(), copies.float()
+    target = torch.sigmoid(originals)
+    # KL(p || q) = H(p, q) - H(p), both terms from logits for numerical stability.
+    cross = torch.nn.functional.binary_cross_entropy_with_logits(copies, target)
+    return cross - torch.nn.functional.binary_cross_entropy_with_logits(originals, target)
 
 
 def _accelerator_available() -> bool:
@@ -205,8 +229,9 @@ class Trainer:
             augmenter = Augmenter(augment, self.train_config.seed + self.accelerator.process_index)
         else:
             augmenter = None
-        examples = _Examples(records, augmenter)
-        collate = _Collate(model.preprocessor)
+        paired = augmenter is not None and augment.consistency > 0
+        examples = _Examples(records, augmenter, paired)
+        collate = _Collate(model.preprocessor, paired)
         workers = self.train_config.num_workers
         if self.train_config.group_by_length:
             lengths = [len(x) if isinstance(x, str) else 0 for x in records.inputs]
@@ -309,6 +334,7 @@ class Trainer:
             "parameters": sum(p.numel() for p in model.parameters()),
         })
 
+        consistency = self.config.augment.consistency if self.config.augment.probability > 0 else 0.0
         started = time.perf_counter()
         model.train()
         for epoch in range(state["epoch"], cfg.epochs):
@@ -320,7 +346,10 @@ class Trainer:
             for step, batch in enumerate(bar):
                 labels = batch.pop("labels")
                 with acc.accumulate(model):
-                    loss = loss_fn(model(**batch), labels)
+                    logits = model(**batch)
+                    loss = loss_fn(logits, labels)
+                    if consistency:
+                        loss = loss + consistency * _consistency(*logits.chunk(2))
                     acc.backward(loss)
                     if acc.sync_gradients and cfg.max_grad_norm:
                         acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
