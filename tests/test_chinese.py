@@ -101,6 +101,12 @@ def test_augment_config_and_augmenter():
     assert Augmenter(AugmentConfig(probability=0.0), seed=0)(text) == text
     changed = [Augmenter(AugmentConfig(probability=1.0, attacks=["separator"]), seed=s)(text) for s in range(5)]
     assert all(c != text for c in changed) and len(set(changed)) > 1
+    # Benign rows follow their own rate: here they are never rewritten, harmful ones always.
+    harmful_only = Augmenter(AugmentConfig(probability=1.0, benign_probability=0.0, attacks=["separator"]), seed=0)
+    assert [harmful_only(text, benign=True) for _ in range(5)] == [text] * 5
+    assert all(harmful_only(text) != text for _ in range(5))
+    with pytest.raises(ValueError, match="augment.benign_probability must be in"):
+        AugmentConfig(probability=0.5, benign_probability=-0.1)
 
 
 def test_length_grouped_batches_cover_every_row_once():

@@ -155,6 +155,18 @@ def test_consistency_loss_pulls_copies_that_change_their_decision():
     assert originals.grad is None and copies.grad[0, 0] < 0  # raising the copy's logit lowers the loss
 
 
+def test_examples_rewrite_benign_rows_at_their_own_rate():
+    from modelkit.data.augment import AugmentConfig, Augmenter
+    from modelkit.data.records import Records
+    from modelkit.training.trainer import _Examples
+
+    labels = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    records = Records(["傻逼傻逼"] * 3, labels, ["a", "b", "c"], None, "train")
+    augment = Augmenter(AugmentConfig(probability=1.0, benign_probability=0.0, attacks=["initials"]), seed=0)
+    pairs = [_Examples(records, augment, paired=True)[i][0] for i in range(3)]
+    assert [original == copy for original, copy in pairs] == [False, True, False]
+
+
 def test_paired_training_with_consistency_learns(synthetic_splits, tmp_path):
     from modelkit.training.trainer import _Collate
 

@@ -141,10 +141,17 @@ class AugmentConfig:
     # ``probability``), and this weight times the divergence of the rewritten copy's scores
     # from the original's is added to the loss. Doubles the training compute.
     consistency: float = 0.0
+    # Share of benign rows (no category) rewritten; None: ``probability``, and ``probability: 0``
+    # still turns augmentation off. Lower, disguise itself becomes evidence: users disguise
+    # what they expect a filter to catch, so a disguised post is more often harmful than a
+    # plain one. The evasion benchmark's benign-flagged row shows what that costs.
+    benign_probability: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"augment.probability must be in [0, 1], got {self.probability}")
+        for name in ("probability", "benign_probability"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"augment.{name} must be in [0, 1], got {value}")
         if self.consistency < 0:
             raise ValueError(f"augment.consistency must be >= 0, got {self.consistency}")
         unknown = [a for a in self.attacks if a not in ATTACKS and a != "all"]
@@ -155,13 +162,17 @@ class AugmentConfig:
 
 
 class Augmenter:
-    """Rewrites each text with probability ``config.probability`` by one random attack."""
+    """Rewrites each text by one random attack, with probability ``config.probability``
+    (``config.benign_probability`` for a row labelled with no category)."""
 
     def __init__(self, config: AugmentConfig, seed: int) -> None:
         self.config = config
         self.rng = random.Random(seed)
 
-    def __call__(self, text: str) -> str:
-        if not isinstance(text, str) or self.rng.random() >= self.config.probability:
+    def __call__(self, text: str, benign: bool = False) -> str:
+        probability = self.config.probability
+        if benign and self.config.benign_probability is not None:
+            probability = self.config.benign_probability
+        if not isinstance(text, str) or self.rng.random() >= probability:
             return text
         return apply_attack(text, self.rng.choice(self.config.attacks), self.rng)

@@ -52,10 +52,11 @@ class _Examples(Dataset):
         return len(self.inputs)
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor]:
-        item = self.inputs[index]
+        item, labels = self.inputs[index], self.labels[index]
         if self.augment is None:
-            return item, self.labels[index]
-        return ((item, self.augment(item)) if self.paired else self.augment(item)), self.labels[index]
+            return item, labels
+        copy = self.augment(item, benign=not bool(labels.any()))
+        return ((item, copy) if self.paired else copy), labels
 
 
 class _LengthGroupedBatches(Sampler[list[int]]):
