@@ -1,5 +1,5 @@
 # Two entry points: `make demo` and `make test`. Each builds .venv by itself on first use.
-# torch/torchvision are pinned to the builds that lie on this kind of machine (DESIGN.md "Install").
+# torch/torchvision are pinned to the builds that lie on this kind of machine (README.md, "Install").
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

@@ -13,7 +13,7 @@ configs/text/cold_evasion.yaml with its defences switched on or off:
     m3e+aug          the m3e-small transformer with the normaliser and augmentation
                      (= cold_evasion_m3e.yaml, about 30 minutes)
 
-then rewrites every offensive row of COLD dev with each attack of modelkit.data.augment (and all
+then rewrites every offensive row of COLD dev with each attack of modelkit.text.augment (and all
 of them chained) and prints recall on clean vs attacked text and their ratio, and the share of
 benign rows flagged clean and under all attacks. Target (issue 4):
 with the defences (normaliser+aug, or the last variant listed when it is not run), attacked
@@ -39,16 +39,17 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "configs" / "text" / "cold_evasion.yaml"
 TARGET = 0.95
 NORMALISER_OFF = [
-    "model.normalizer.traditional_to_simplified=false", "model.normalizer.fold_homoglyphs=false",
-    "model.normalizer.strip_separators=false", "model.normalizer.max_repeat=0", "model.normalizer.emoji=keep",
-    "model.features.pinyin=false",
+    "processor.normalizer.traditional_to_simplified=false", "processor.normalizer.fold_homoglyphs=false",
+    "processor.normalizer.strip_separators=false", "processor.normalizer.max_repeat=0",
+    "processor.normalizer.emoji=keep", "processor.features.pinyin=false",
 ]
+AUGMENT_OFF = ["processor.augment.probability=0", "train.consistency=0"]
 ENSEMBLE = REPO / "configs" / "text" / "cold_evasion_ensemble.yaml"
 # variant -> (recipe, --set overrides)
 VARIANTS = {
-    "plain": (RECIPE, [*NORMALISER_OFF, "augment.probability=0"]),
+    "plain": (RECIPE, [*NORMALISER_OFF, *AUGMENT_OFF]),
     "augment": (RECIPE, NORMALISER_OFF),
-    "normaliser": (RECIPE, ["augment.probability=0"]),
+    "normaliser": (RECIPE, AUGMENT_OFF),
     "normaliser+aug": (RECIPE, []),
     "ensemble": (ENSEMBLE, []),
     "m3e+aug": (REPO / "configs" / "text" / "cold_evasion_m3e.yaml", []),
@@ -87,7 +88,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import modelkit
-    from modelkit.data.augment import ATTACKS, apply_attack
+    from modelkit.text.augment import ATTACKS, apply_attack
 
     dev_rows = [json.loads(line) for line in (Path(args.data_root) / "cold" / "dev.jsonl").open(encoding="utf-8")]
     offensive = [row["text"] for row in dev_rows if row["label"] == 1]

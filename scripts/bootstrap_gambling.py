@@ -37,7 +37,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import modelkit
-    from modelkit.bootstrap import bootstrap, load_bootstrap_config, rule_votes
+    from modelkit.text.bootstrap import bootstrap, load_bootstrap_config, rule_votes
 
     corpus = Path(args.data_root) / "chineseharm_bench" / "dev.jsonl"
     rows = [json.loads(line) for line in corpus.open(encoding="utf-8")]

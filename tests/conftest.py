@@ -25,6 +25,16 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cold_checkpoint(shared_data, tmp_path_factory) -> Path:
+    """configs/text/cold.yaml trained for two epochs (its best) on the real COLD data (about 40 s)."""
+    import modelkit
+
+    config = modelkit.load_run_config(REPO / "configs/text/cold.yaml", data_root=shared_data, overrides=[
+        f"output_dir={tmp_path_factory.mktemp('runs') / 'cold'}", "train.epochs=2"])
+    return modelkit.train(config)
+
+
+@pytest.fixture(scope="session")
 def synthetic_splits(tmp_path_factory) -> dict:
     from modelkit.data.synthetic import write_synthetic_splits
 
@@ -35,7 +45,8 @@ def ngram_recipe(splits: dict, output_dir: Path, **train) -> dict:
     return {
         "output_dir": str(output_dir),
         "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "test": str(splits["test"])},
-        "model": {"name": "ngram", "embed_dim": 32, "features": {"num_buckets": 1 << 16}},
+        "model": {"name": "ngram", "embed_dim": 32},
+        "processor": {"features": {"num_buckets": 1 << 16}},
         "train": {"epochs": 15, "batch_size": 16, "learning_rate": 0.01, "log_every": 10,
                   "early_stopping_patience": 5, **train},
     }
@@ -74,6 +85,24 @@ def wordpiece_dir(synthetic_splits, tmp_path_factory):
 
 TINY_BERT = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
              "intermediate_size": 64, "vocab_size": 500, "max_position_embeddings": 64}
+
+
+def bert_recipe(splits: dict, output_dir: Path, tokenizer: Path) -> dict:
+    return {
+        "output_dir": str(output_dir),
+        "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "test": str(splits["test"])},
+        "model": {"name": "transformer", "backbone_config": TINY_BERT, "dropout": 0.0},
+        "processor": {"tokenizer": str(tokenizer), "max_length": 48},
+        "train": {"epochs": 12, "batch_size": 32, "learning_rate": 0.003, "early_stopping_patience": 4},
+    }
+
+
+@pytest.fixture(scope="session")
+def bert_checkpoint(synthetic_splits, wordpiece_dir, tmp_path_factory) -> Path:
+    """A tiny BERT (random init, local WordPiece tokenizer) trained once on the synthetic set."""
+    import modelkit
+
+    return modelkit.train(bert_recipe(synthetic_splits, tmp_path_factory.mktemp("runs") / "bert", wordpiece_dir))
 
 
 @pytest.fixture(scope="session")

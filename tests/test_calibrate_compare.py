@@ -64,7 +64,7 @@ def test_calibrate_writes_thresholds_used_from_then_on(ngram_checkpoint, synthet
             assert precision_score(records.labels[:, j], flagged[:, j]) >= 0.95
     # The temperatures change the scores predict() returns; the raw logits are untouched.
     logits = classifier.predict_logits(records.inputs)
-    expected = expit(logits / classifier.temperature_vector)
+    expected = expit(logits / classifier.policy.temperature_vector)
     np.testing.assert_allclose(scores, expected, atol=1e-6)
     predictions = classifier.predict(records.inputs[:5])
     assert [p.labels for p in predictions] == [

@@ -5,15 +5,10 @@ import random
 import numpy as np
 import pytest
 
-from modelkit.data.augment import ATTACKS, AugmentConfig, Augmenter, apply_attack
-from modelkit.data.chinese import latin_units, spoken_runs
-from modelkit.data.text import (
-    HashingNgramFeaturizer,
-    NgramFeatureConfig,
-    NormalizerConfig,
-    TextNormalizer,
-    _pinyin_initials,
-)
+from modelkit.text.augment import ATTACKS, AugmentConfig, apply_attack, rewrite
+from modelkit.text.chinese import latin_units, spoken_runs
+from modelkit.text.features import HashingNgramFeaturizer, NgramFeatureConfig, _pinyin_initials
+from modelkit.text.normalize import NormalizerConfig, TextNormalizer
 
 EVASION = NormalizerConfig(traditional_to_simplified=True, fold_homoglyphs=True, strip_separators=True,
                            max_repeat=1, emoji="describe")
@@ -98,19 +93,20 @@ def test_augment_config_and_augmenter():
     with pytest.raises(ValueError, match="unknown attack"):
         apply_attack("x", "leet", random.Random(0))
     text = "你这个傻逼真是垃圾"
-    assert Augmenter(AugmentConfig(probability=0.0), seed=0)(text) == text
-    changed = [Augmenter(AugmentConfig(probability=1.0, attacks=["separator"]), seed=s)(text) for s in range(5)]
+    assert rewrite(text, AugmentConfig(probability=0.0), random.Random(0)) == text
+    changed = [rewrite(text, AugmentConfig(probability=1.0, attacks=["separator"]), random.Random(s)) for s in range(5)]
     assert all(c != text for c in changed) and len(set(changed)) > 1
     # Benign rows follow their own rate: here they are never rewritten, harmful ones always.
-    harmful_only = Augmenter(AugmentConfig(probability=1.0, benign_probability=0.0, attacks=["separator"]), seed=0)
-    assert [harmful_only(text, benign=True) for _ in range(5)] == [text] * 5
-    assert all(harmful_only(text) != text for _ in range(5))
+    harmful_only = AugmentConfig(probability=1.0, benign_probability=0.0, attacks=["separator"])
+    rng = random.Random(0)
+    assert [rewrite(text, harmful_only, rng, benign=True) for _ in range(5)] == [text] * 5
+    assert all(rewrite(text, harmful_only, rng) != text for _ in range(5))
     with pytest.raises(ValueError, match="augment.benign_probability must be in"):
         AugmentConfig(probability=0.5, benign_probability=-0.1)
 
 
 def test_length_grouped_batches_cover_every_row_once():
-    from modelkit.training.trainer import _LengthGroupedBatches
+    from modelkit.training.loaders import LengthGroupedBatches as _LengthGroupedBatches
 
     lengths = np.random.default_rng(0).integers(1, 200, 1000)
     sampler = _LengthGroupedBatches(lengths, batch_size=16, seed=0, window=10)

@@ -24,8 +24,13 @@ def test_model_block_is_validated_against_the_model_config():
         load_run_config({**BASE, "model": {"name": "ngram", "embed_dimension": 3}})
     with pytest.raises(ConfigError, match="unknown model 'bert2'"):
         load_run_config({**BASE, "model": {"name": "bert2"}})
-    with pytest.raises(ConfigError, match="model.features.num_buckets: expected int"):
-        load_run_config({**BASE, "model": {"name": "ngram", "features": {"num_buckets": "many"}}})
+    with pytest.raises(ConfigError, match="processor.features.num_buckets: expected int"):
+        load_run_config({**BASE, "processor": {"features": {"num_buckets": "many"}}})
+    with pytest.raises(ConfigError, match="model.features: configures how inputs are processed; move it to "
+                                          "processor.features"):
+        load_run_config({**BASE, "model": {"name": "ngram", "features": {"num_buckets": 16}}})
+    with pytest.raises(ConfigError, match="augment: moved into the processor"):
+        load_run_config({**BASE, "augment": {"probability": 0.5}})
 
 
 def test_overrides_and_data_root(tmp_path):

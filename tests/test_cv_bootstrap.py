@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score
 
 import modelkit
 from modelkit import ConfigError, DataError
-from modelkit.bootstrap import bootstrap
+from modelkit.text.bootstrap import bootstrap
 from modelkit.cli import main
 from modelkit.data.records import DataConfig, fold_records, read_records
 from modelkit.training.cv import cross_validate
@@ -72,7 +72,8 @@ def test_bootstrap_rounds_learn_a_category_without_labels(tmp_path):
         # The rules know half of the vocabulary; seeds and answers have to teach the rest.
         "rules": [{"name": "games", "keywords": ["百家乐", "老虎机"]}, {"name": "money", "patterns": ["上分|返水"]}],
         "seed_ids": [r["id"] for r in rows if r["gambling"]][:5], "query_size": 30,
-        "model": {"name": "ngram", "embed_dim": 32, "features": {"num_buckets": 1 << 16}},
+        "model": {"name": "ngram", "embed_dim": 32},
+        "processor": {"features": {"num_buckets": 1 << 16}},
         "train": {"epochs": 12, "batch_size": 16, "learning_rate": 0.01, "early_stopping_patience": 4},
     }
     first = bootstrap(config)

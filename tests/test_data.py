@@ -53,7 +53,7 @@ def test_one_column_per_category_csv(tmp_path):
     records = read_records(path, DataConfig(label_columns=["abuse", "violence"]), TAX)
     assert records.labels.tolist() == [[1, 0, 0], [0, 1, 0]]
     path.write_text("text,abuse,violence\nhello,3,0\n", encoding="utf-8")
-    with pytest.raises(DataError, match="column 'abuse' must be 0 or 1, got 3"):
+    with pytest.raises(DataError, match="column 'abuse' must be 0 or 1, got '3'"):
         read_records(path, DataConfig(label_columns=["abuse", "violence"]), TAX)
 
 
@@ -74,7 +74,7 @@ def test_malformed_json_line_is_named(tmp_path):
 
 def test_missing_text_column_and_file(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"content": "x", "labels": []}])
-    with pytest.raises(DataError, match="no input column 'text'; columns: content"):
+    with pytest.raises(DataError, match=r"no column 'text' \(set data.input_field\); columns: content"):
         read_records(path, DataConfig(), TAX)
     with pytest.raises(DataError, match="nope.jsonl: file not found"):
         read_records(tmp_path / "nope.jsonl", DataConfig(), TAX)
@@ -82,7 +82,7 @@ def test_missing_text_column_and_file(tmp_path):
 
 def test_non_string_text_in_training_data_is_named(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": "x", "labels": []}, {"text": None, "labels": []}])
-    with pytest.raises(DataError, match=r"row 1: field 'text' must be a string, got None"):
+    with pytest.raises(DataError, match=r"row 1: field 'text' \(text input\): expected str, got NoneType"):
         read_records(path, DataConfig(), TAX)
 
 

@@ -20,16 +20,16 @@ def _member_recipes(directory, splits, wordpiece_dir=None):
     Their data blocks point at a file that does not exist: the ensemble's data must win.
     """
     data = {"train": str(directory / "not-used.jsonl"), "dev_fraction": 0.2}
-    ngram = {"data": data, "model": {"name": "ngram", "embed_dim": 32, "features": {"num_buckets": 1 << 16}},
+    ngram = {"data": data, "model": {"name": "ngram", "embed_dim": 32}, "processor": {"features": {"num_buckets": 1 << 16}},
              "train": {"epochs": 15, "batch_size": 16, "learning_rate": 0.01, "early_stopping_patience": 5, "seed": 99}}
     if wordpiece_dir is not None:
         second = {"data": data,
-                  "model": {"name": "transformer", "backbone_config": TINY_BERT, "tokenizer": str(wordpiece_dir),
-                            "max_length": 48, "dropout": 0.0},
+                  "model": {"name": "transformer", "backbone_config": TINY_BERT, "dropout": 0.0},
+                  "processor": {"tokenizer": str(wordpiece_dir), "max_length": 48},
                   "train": {"epochs": 8, "batch_size": 32, "learning_rate": 0.003}}
     else:
-        second = {"data": data, "model": {"name": "ngram", "embed_dim": 32,
-                                          "features": {"num_buckets": 1 << 16, "char_ngram_max": 3}},
+        second = {"data": data, "model": {"name": "ngram", "embed_dim": 32},
+                  "processor": {"features": {"num_buckets": 1 << 16, "char_ngram_max": 3}},
                   "train": {"epochs": 15, "batch_size": 16, "learning_rate": 0.01, "early_stopping_patience": 5}}
     return [_write(directory / "ngram.yaml", ngram).name, _write(directory / "second.yaml", second).name]
 

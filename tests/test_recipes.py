@@ -23,15 +23,10 @@ def test_recipe_encodes_every_row_of_its_data(recipe, shared_data):
             assert len(records) > 500 and records.labels.sum() > 0
 
 
-def test_cold_one_epoch_learns_real_chinese(shared_data, tmp_path):
-    config = modelkit.load_run_config(
-        REPO / "configs/text/cold.yaml", data_root=shared_data,
-        overrides=[f"output_dir={tmp_path / 'cold'}", "train.epochs=1"],
-    )
-    checkpoint = modelkit.train(config)
-    dev = json.loads((checkpoint / "metrics.json").read_text())["dev"]
-    assert dev["n"] == 6431 and dev["accuracy"] >= 0.87
-    clf = modelkit.load(checkpoint)
+def test_cold_recipe_learns_real_chinese(cold_checkpoint):
+    dev = json.loads((cold_checkpoint / "metrics.json").read_text())["dev"]
+    assert dev["n"] == 6431 and dev["accuracy"] >= 0.89
+    clf = modelkit.load(cold_checkpoint)
     assert clf.predict(["你这个傻逼，滚回你的国家去"])[0].scores["abuse"] > clf.predict(["今天天气不错"])[0].scores["abuse"]
 
 
@@ -40,7 +35,7 @@ def test_evasion_recipe_holds_recall_under_attack(shared_data, tmp_path):
 
     import numpy as np
 
-    from modelkit.data.augment import apply_attack
+    from modelkit.text.augment import apply_attack
 
     config = modelkit.load_run_config(
         REPO / "configs/text/cold_evasion.yaml", data_root=shared_data,
@@ -64,7 +59,7 @@ def test_bootstrap_gambling_beats_its_rules(shared_data, tmp_path):
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from modelkit.bootstrap import bootstrap, load_bootstrap_config, rule_votes
+    from modelkit.text.bootstrap import bootstrap, load_bootstrap_config, rule_votes
 
     rows = [json.loads(line) for line in open(shared_data / "chineseharm_bench" / "dev.jsonl", encoding="utf-8")]
     truth = np.array([r["label"] == "博彩" for r in rows])

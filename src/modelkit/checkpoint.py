@@ -1,15 +1,24 @@
-"""Checkpoint directories: ``config.json`` + ``model.safetensors`` (+ tokenizer files).
+"""Checkpoint directories: ``config.json`` + ``model.safetensors`` + ``processor_config.json`` (+ assets).
 
 ``config.json`` is written last and lists the SHA-256 of every other file, so a directory that
 was half-written, truncated or edited is refused with a clear :class:`CheckpointError` instead
-of loading mismatched pieces. Nothing here unpickles: weights are safetensors, metadata JSON.
+of loading mismatched pieces. Loading trusts nothing in the directory: the manifest must cover
+the weights and the processor, the taxonomy must agree with ``id2label``, thresholds and
+temperatures must be in range, every path must stay inside the directory, nothing is
+unpickled and nothing is fetched from a hub.
+
+Format 2 (this version) keeps the processor apart from the model. Format-1 directories
+(modelkit 0.1, preprocessing inside the model config) still load, converted in memory;
+``modelkit convert DIR`` rewrites them as format 2.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -24,12 +33,17 @@ from . import __version__
 from .config import ConfigError
 from .models.base import ModerationModel
 from .models.registry import get_model_class
+from .policy import Policy
+from .processing import PROCESSOR_CONFIG, Processor, processor_from_config
 from .taxonomy import Taxonomy
 
 FORMAT = "modelkit-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+METRICS = "metrics.json"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -41,20 +55,29 @@ class Checkpoint:
     """Everything a checkpoint directory holds, in memory."""
 
     model: ModerationModel
-    taxonomy: Taxonomy
-    thresholds: dict[str, float]
+    processor: Processor
+    policy: Policy
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-    # Set by ``modelkit calibrate``: per-category temperatures and how thresholds were fitted.
+    # Set by ``modelkit calibrate``: how the thresholds and temperatures were fitted.
     calibration: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.policy.taxonomy
 
-def _sha256(path: Path) -> str:
+
+def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _readable(path: str | Path) -> None:
+    """Files are staged as temporary files (mode 0600); a checkpoint is shared, so 0644."""
+    os.chmod(path, 0o644)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -64,7 +87,15 @@ def write_json(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, ensure_ascii=False, indent=2)
         handle.write("\n")
+    _readable(tmp)
     os.replace(tmp, path)
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """The model's state dict as safetensors (contiguous CPU tensors)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"format": "pt"})
+    _readable(path)
 
 
 def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
@@ -78,33 +109,33 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.staging-"))
     try:
-        model = checkpoint.model
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(staging / WEIGHTS), metadata={"format": "pt"})
-        files = [WEIGHTS, *model.save_assets(staging)]
+        model, processor, policy = checkpoint.model, checkpoint.processor, checkpoint.policy
+        save_weights(model, staging / WEIGHTS)
+        write_json(staging / PROCESSOR_CONFIG, processor.to_config())
+        files = [WEIGHTS, PROCESSOR_CONFIG, *processor.save_assets(staging)]
         if checkpoint.metrics:
-            write_json(staging / "metrics.json", checkpoint.metrics)
-            files.append("metrics.json")
-        taxonomy = checkpoint.taxonomy
+            write_json(staging / METRICS, checkpoint.metrics)
+            files.append(METRICS)
+        taxonomy = policy.taxonomy
         config = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "modelkit_version": __version__,
             "torch_version": torch.__version__,
-            "modality": model.modality,
+            "modality": processor.modality,
             "problem_type": "multi_label_classification",
             "activation": "sigmoid",
             "id2label": {str(i): c for i, c in enumerate(taxonomy.ids)},
             "label2id": {c: i for i, c in enumerate(taxonomy.ids)},
             "model": model.checkpoint_config(),
             "taxonomy": taxonomy.to_dict(),
-            "thresholds": {c: float(checkpoint.thresholds[c]) for c in taxonomy.ids},
-            "calibration": checkpoint.calibration,
+            "thresholds": dict(policy.thresholds),
+            "calibration": _calibration(checkpoint.calibration, policy),
             "extra": checkpoint.extra,
-            "files": {name: _sha256(staging / name) for name in files},
+            "files": {name: sha256_file(staging / name) for name in files},
         }
         write_json(staging / CONFIG, config)
-        (staging / "README.md").write_text(_model_card(config, checkpoint.metrics), encoding="utf-8")
+        (staging / "README.md").write_text(_model_card(config, processor, checkpoint.metrics), encoding="utf-8")
         for name in [*files, "README.md", CONFIG]:
             target = directory / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,8 +145,19 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
     return directory
 
 
+def _calibration(record: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """The calibration record with the policy's temperatures (the ones in use) in it."""
+    record = {k: v for k, v in record.items() if k != "temperature"}
+    temperatures = {c: t for c, t in policy.temperatures.items() if t != 1.0}
+    return {**record, "temperature": temperatures} if temperatures else record
+
+
+# -- reading ----------------------------------------------------------------------------------
 def read_config(directory: str | Path) -> dict[str, Any]:
-    """Parse and sanity-check ``config.json`` of a checkpoint directory."""
+    """Parse and check ``config.json`` of a checkpoint directory (format 1 converted to 2).
+
+    Checks the structure only; :func:`verify_files` checks the files it lists.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a checkpoint directory (it does not exist)")
@@ -128,43 +170,117 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a modelkit checkpoint config (missing format: {FORMAT})")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: format_version {config['format_version']} is newer than this modelkit "
-            f"({__version__}) understands; upgrade modelkit"
-        )
+    version = config.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {version} is newer than this modelkit ({__version__}) "
+                              "understands; upgrade modelkit")
     for key in ("model", "taxonomy", "thresholds", "files"):
         if not isinstance(config.get(key), dict):
             raise CheckpointError(f"{path}: field '{key}' is missing or not a mapping")
+    files = config["files"]
+    if not files:
+        raise CheckpointError(f"{path}: the 'files' manifest is empty; without hashes nothing can be verified")
+    required = [WEIGHTS] if version == 1 else [WEIGHTS, PROCESSOR_CONFIG]
+    for name in required:
+        if name not in files:
+            raise CheckpointError(f"{path}: the 'files' manifest does not list {name}")
+    for name, digest in files.items():
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise CheckpointError(f"{path}: files.{name}: expected a SHA-256 hex digest, got {digest!r}")
+    if version == 1:
+        return _convert_format_1(config, path)
+    if "processor" in config:
+        raise CheckpointError(f"{path}: unexpected field 'processor' (format 2 keeps it in {PROCESSOR_CONFIG})")
     return config
 
 
-def verify_files(directory: Path, config: dict[str, Any]) -> None:
+def _convert_format_1(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Format 1 kept preprocessing in the model config; split it into model + processor."""
+    model = dict(config["model"])
+    name = str(model.pop("name", ""))
+    try:
+        model, processor = get_model_class(name).split_legacy_config(model)
+    except (ConfigError, NotImplementedError) as err:
+        raise CheckpointError(f"{path}: format 1 checkpoint that cannot be converted ({err})") from None
+    logger.warning("%s: written by modelkit 0.1 (checkpoint format 1); converted in memory. "
+                   "Rewrite it once with: modelkit convert %s", path, path.parent)
+    return {**config, "format_version": FORMAT_VERSION, "converted_from": 1, "model": {"name": name, **model},
+            "processor": processor}
+
+
+def verify_files(directory: str | Path, config: dict[str, Any]) -> None:
+    """Every file the manifest lists exists inside ``directory`` with its recorded hash."""
+    directory = Path(directory)
+    root = directory.resolve()
     for name, expected in config["files"].items():
         path = (directory / name).resolve()
-        if directory.resolve() not in path.parents:
+        if root not in path.parents:
             raise CheckpointError(f"{directory}/{CONFIG}: file entry {name!r} points outside the checkpoint")
         if not path.is_file():
             raise CheckpointError(f"{directory}: file {name} is missing (listed in {CONFIG})")
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise CheckpointError(
                 f"{directory}: {name} does not match the hash recorded in {CONFIG}; "
                 "the file was altered or only partly written"
             )
 
 
-def load_checkpoint(directory: str | Path) -> Checkpoint:
-    """Load a checkpoint directory written by :func:`save_checkpoint` (no unpickling)."""
+def _taxonomy(config: dict[str, Any], directory: Path) -> Taxonomy:
+    """The stored taxonomy, which must agree with ``id2label`` / ``label2id`` (output columns)."""
+    where = f"{directory}/{CONFIG}"
+    taxonomy = Taxonomy.from_dict(config["taxonomy"], where=f"{where}: taxonomy")
+    expected = {str(i): c for i, c in enumerate(taxonomy.ids)}
+    id2label = config.get("id2label")
+    if id2label != expected:
+        raise CheckpointError(f"{where}: id2label {id2label!r} does not match the taxonomy's category order "
+                              f"{taxonomy.ids}; the output columns would be mislabelled")
+    label2id = config.get("label2id")
+    if label2id is not None and label2id != {c: i for i, c in enumerate(taxonomy.ids)}:
+        raise CheckpointError(f"{where}: label2id {label2id!r} does not match the taxonomy's category order")
+    return taxonomy
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+
+
+def _open(directory: str | Path) -> tuple[Path, dict[str, Any], Processor]:
+    """Checked config and the processor of a checkpoint directory."""
     directory = Path(directory)
     config = read_config(directory)
     verify_files(directory, config)
+    stored = config["processor"] if "processor" in config else _read_json(directory / PROCESSOR_CONFIG)
     try:
-        taxonomy = Taxonomy.from_dict(config["taxonomy"], where=f"{directory}/{CONFIG}: taxonomy")
-        model_config = dict(config["model"])
-        model_class = get_model_class(str(model_config.pop("name", "")))
-        model = model_class.from_checkpoint(model_config, len(taxonomy), directory)
+        processor = processor_from_config(stored, directory)
     except ConfigError as err:
         raise CheckpointError(f"{directory}: {err}") from None
+    return directory, config, processor
+
+
+def load_processor(directory: str | Path) -> Processor:
+    """The processor of a checkpoint directory, without building the model (eval mode)."""
+    return _open(directory)[2]
+
+
+def load_checkpoint(directory: str | Path) -> Checkpoint:
+    """Load a checkpoint directory written by :func:`save_checkpoint` (no unpickling, no network)."""
+    directory, config, processor = _open(directory)
+    try:
+        taxonomy = _taxonomy(config, directory)
+        model_config = dict(config["model"])
+        model_class = get_model_class(str(model_config.pop("name", "")))
+        model = model_class.from_checkpoint(model_config, len(taxonomy), processor)
+        calibration = config.get("calibration") or {}
+        if not isinstance(calibration, dict):
+            raise ConfigError("calibration: expected a mapping")
+        policy = Policy(taxonomy, config["thresholds"], calibration.get("temperature") or {})
+    except ConfigError as err:
+        raise CheckpointError(f"{directory}/{CONFIG}: {err}") from None
     try:
         state = load_file(str(directory / WEIGHTS))
     except (SafetensorError, OSError) as err:
@@ -180,36 +296,20 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         )
     model.load_state_dict(state)
     model.eval()
-    thresholds = {c: _number(config["thresholds"].get(c, 0.5), f"thresholds.{c}", directory) for c in taxonomy.ids}
-    calibration = dict(config.get("calibration") or {})
-    temperature = calibration.get("temperature") or {}
-    if not isinstance(temperature, dict):
-        raise CheckpointError(f"{directory}/{CONFIG}: calibration.temperature must map categories to numbers")
-    for category, value in temperature.items():
-        if category not in taxonomy or not _number(value, f"calibration.temperature.{category}", directory) > 0:
-            raise CheckpointError(f"{directory}/{CONFIG}: calibration.temperature.{category}: not a category with T > 0")
-    metrics = {}
-    if (directory / "metrics.json").is_file():
-        metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
-    return Checkpoint(model, taxonomy, thresholds, metrics, dict(config.get("extra") or {}), calibration)
+    metrics = _read_json(directory / METRICS) if METRICS in config["files"] else {}
+    return Checkpoint(model, processor, policy, metrics, dict(config.get("extra") or {}), dict(calibration))
 
 
-def _number(value: Any, name: str, directory: Path) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise CheckpointError(f"{directory}/{CONFIG}: {name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
+def _model_card(config: dict[str, Any], processor: Processor, metrics: dict[str, Any]) -> str:
     lines = [
-        f"# modelkit {config['modality']} classifier ({config['model'].get('name')})",
+        f"# modelkit {config['modality']} classifier ({config['model'].get('name')}, processor {processor.name})",
         "",
         "Multi-label: one independent sigmoid score per category. Never apply softmax.",
         "",
         "```python",
         "import modelkit",
         "clf = modelkit.load('path/to/this/directory')",
-        "clf.predict(['some text'])",
+        f"clf.predict([...])   # {config['modality']} inputs",
         "```",
         "",
         "| category | English | 中文 | threshold |",

@@ -1,18 +1,24 @@
-"""The inference object users hold: ``modelkit.load(path)`` -> :class:`Classifier`."""
+"""The inference object users hold: ``modelkit.load(path)`` -> :class:`Classifier`.
+
+A classifier is a processor (raw input -> batch), a model (batch -> logits) and a policy
+(logits -> calibrated scores -> decisions), run by a :class:`~modelkit.inference.Runner` that
+owns batching, the device and autocast.
+"""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .inference.runner import Precision, Runner
 from .models.base import ModerationModel
+from .policy import Policy
+from .processing import Processor
 from .taxonomy import Taxonomy
 
 
@@ -31,17 +37,8 @@ class Prediction:
         return {"scores": self.scores, "labels": self.labels}
 
 
-def scores_from_logits(logits: np.ndarray, temperature: np.ndarray | float = 1.0) -> np.ndarray:
-    """sigmoid(logits / T), the same float32 sigmoid as in training."""
-    return torch.sigmoid(torch.from_numpy(np.asarray(logits / temperature, dtype=np.float32))).numpy()
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class Classifier:
-    """A trained model with its taxonomy, preprocessing and decision thresholds.
+    """A trained model with its processor, taxonomy, thresholds and temperatures.
 
     >>> clf = modelkit.load("runs/text-cold")
     >>> clf.predict(["你这个人真恶心", "今天天气不错"])[0].labels
@@ -51,83 +48,71 @@ class Classifier:
     def __init__(
         self,
         model: ModerationModel,
-        taxonomy: Taxonomy,
-        thresholds: dict[str, float] | None = None,
+        processor: Processor,
+        policy: Policy,
         device: str | torch.device | None = None,
         metrics: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
         calibration: dict[str, Any] | None = None,
+        precision: Precision = "auto",
     ) -> None:
+        if model.num_labels != len(policy.taxonomy):
+            raise ValueError(f"model scores {model.num_labels} categories, the policy has {len(policy.taxonomy)}")
         self.model = model.eval()
-        self.taxonomy = taxonomy
-        self.thresholds = {c: 0.5 for c in taxonomy.ids}
-        self.thresholds.update(thresholds or {})
+        self.processor = processor.eval()
+        self.policy = policy
         self.metrics = metrics or {}
         self.extra = extra or {}
         self.calibration = calibration or {}
-        self.device = torch.device(device) if device is not None else default_device()
-        self.model.to(self.device)
+        self.runner = Runner(self.model, self.processor, device, precision)
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device | None = None) -> Classifier:
+    def load(cls, directory: str | Path, device: str | torch.device | None = None,
+             precision: Precision = "auto") -> Classifier:
         ckpt = load_checkpoint(directory)
-        return cls(ckpt.model, ckpt.taxonomy, ckpt.thresholds, device, ckpt.metrics, ckpt.extra, ckpt.calibration)
+        return cls(ckpt.model, ckpt.processor, ckpt.policy, device, ckpt.metrics, ckpt.extra, ckpt.calibration,
+                   precision)
 
     def save(self, directory: str | Path) -> Path:
-        checkpoint = Checkpoint(self.model, self.taxonomy, self.thresholds, self.metrics, self.extra, self.calibration)
-        return save_checkpoint(directory, checkpoint)
+        return save_checkpoint(directory, Checkpoint(self.model, self.processor, self.policy, self.metrics,
+                                                     self.extra, self.calibration))
+
+    @property
+    def device(self) -> torch.device:
+        return self.runner.device
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.policy.taxonomy
 
     @property
     def categories(self) -> list[str]:
         return self.taxonomy.ids
 
     @property
-    def threshold_vector(self) -> np.ndarray:
-        return np.array([self.thresholds[c] for c in self.taxonomy.ids], dtype=np.float32)
+    def thresholds(self) -> dict[str, float]:
+        return self.policy.thresholds
 
     @property
-    def temperature_vector(self) -> np.ndarray:
-        """Per-category temperatures from ``modelkit calibrate`` (1.0: scores as trained)."""
-        fitted = self.calibration.get("temperature") or {}
-        return np.array([fitted.get(c, 1.0) for c in self.taxonomy.ids], dtype=np.float32)
+    def threshold_vector(self) -> np.ndarray:
+        return self.policy.threshold_vector
 
-    def _batches(self, inputs: list[Any], batch_size: int) -> Iterator[tuple[np.ndarray, list[Any]]]:
-        # Sorting by length groups similar sizes so padded models waste little compute.
-        order = np.argsort([len(x) if isinstance(x, str) else 0 for x in inputs], kind="stable")
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            yield index, [inputs[i] for i in index]
-
-    @torch.inference_mode()
     def predict_logits(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
         """Raw logits before calibration, shape ``[len(inputs), n_categories]``."""
-        inputs = self.model.preprocessor.check(inputs)
-        logits = np.zeros((len(inputs), len(self.taxonomy)), dtype=np.float32)
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
-        )
-        bar = tqdm(total=len(inputs), unit="item", disable=not progress, desc="predict")
-        for index, chunk in self._batches(inputs, batch_size):
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in self.model.preprocessor(chunk).items()}
-            with autocast:
-                logits[index] = self.model(**batch).float().cpu().numpy()
-            bar.update(len(chunk))
-        bar.close()
-        return logits
+        return self.runner.logits(inputs, batch_size=batch_size, progress=progress)
 
     def predict_proba(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
         """Calibrated sigmoid scores, shape ``[len(inputs), n_categories]``, columns in taxonomy order."""
-        logits = self.predict_logits(inputs, batch_size=batch_size, progress=progress)
-        return scores_from_logits(logits, self.temperature_vector)
+        return self.policy.scores(self.predict_logits(inputs, batch_size=batch_size, progress=progress))
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Boolean label matrix: score >= the category's threshold."""
-        return scores >= self.threshold_vector
+        return self.policy.decide(scores)
 
     def predict(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> list[Prediction]:
         scores = self.predict_proba(inputs, batch_size=batch_size, progress=progress)
         hits = self.decide(scores)
-        ids = self.taxonomy.ids
+        ids = self.categories
         return [
             Prediction(
                 scores={c: float(s) for c, s in zip(ids, row)},
@@ -137,9 +122,10 @@ class Classifier:
         ]
 
     def __repr__(self) -> str:
-        return f"Classifier({self.model.registry_name}, categories={self.taxonomy.ids}, device={self.device})"
+        return (f"Classifier({self.model.registry_name}, processor={self.processor.name}, "
+                f"categories={self.categories}, device={self.device})")
 
 
-def load(directory: str | Path, device: str | torch.device | None = None) -> Classifier:
+def load(directory: str | Path, device: str | torch.device | None = None, precision: Precision = "auto") -> Classifier:
     """Load a checkpoint directory as a :class:`Classifier` (safetensors + JSON, no pickle)."""
-    return Classifier.load(directory, device)
+    return Classifier.load(directory, device, precision)

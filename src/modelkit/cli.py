@@ -1,4 +1,8 @@
-"""``modelkit`` command line: train, evaluate, calibrate, compare, predict, demo."""
+"""``modelkit`` command line: train, evaluate, calibrate, compare, predict, convert, demo.
+
+Modality packages add their own commands with :func:`register_command` (the text package adds
+``bootstrap``).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,23 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .checkpoint import CheckpointError
 from .config import ConfigError
 from .data.records import DataError
 from .evaluation.report import EvaluationError
+from .plugins import load_plugins
 
 logger = logging.getLogger("modelkit")
+# name -> (help, add_arguments(parser), run(args) -> exit code), from modality packages.
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def register_command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                     run: Callable[[argparse.Namespace], int]) -> None:
+    """Add ``modelkit NAME`` (for modality packages; the core commands are built in)."""
+    _COMMANDS[name] = (help, add_arguments, run)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -87,45 +100,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .classifier import load
-    from .data.records import load_table
+    from .data.records import read_records
     from .evaluation.evaluate import data_config_for
 
     classifier = load(args.checkpoint, device=args.device)
     data = data_config_for(classifier, input_field=args.input_field, id_field=args.id_field)
-    table = load_table(args.input)
-    if data.input_field not in table.column_names:
-        raise DataError(f"{args.input}: no input column {data.input_field!r}; columns: {', '.join(table.column_names)}")
-    inputs = table[data.input_field]
-    ids = table[data.id_field] if data.id_field and data.id_field in table.column_names else range(len(table))
+    records = read_records(args.input, data, None, require_labels=False)
     # A row without a usable input becomes an error record in the output, never a crash or a gap.
-    valid = [i for i, x in enumerate(inputs) if isinstance(x, str)]
+    problems = [records.problem(row) for row in range(len(records))]
+    inputs = records.inputs
+    valid = [row for row, problem in enumerate(problems) if problem is None]
     started = time.perf_counter()
-    predictions = iter(classifier.predict([inputs[i] for i in valid], batch_size=args.batch_size, progress=True))
-    valid_set = set(valid)
+    predictions = iter(classifier.predict([inputs[row] for row in valid], batch_size=args.batch_size, progress=True))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as handle:
-        for row, row_id in enumerate(ids):
-            if row in valid_set:
-                record = {"id": row_id, **next(predictions).to_dict()}
-            else:
-                record = {"id": row_id, "error": f"field {data.input_field!r} is {type(inputs[row]).__name__}, not text"}
+        for row_id, problem in zip(records.ids, problems):
+            record = {"id": row_id, **next(predictions).to_dict()} if problem is None else {"id": row_id, "error": problem}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     seconds = time.perf_counter() - started
-    print(f"predictions: {args.output} ({len(table)} rows, {len(table) - len(valid)} errors, "
+    print(f"predictions: {args.output} ({len(records)} rows, {len(records) - len(valid)} errors, "
           f"{len(valid) / max(seconds, 1e-9):.0f} items/s)")
     return 0
 
 
-def _cmd_bootstrap(args: argparse.Namespace) -> int:
-    from .bootstrap import bootstrap
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint, read_config, save_checkpoint
 
-    summary = bootstrap(args.config, labels=args.labels, data_root=args.data_root, overrides=args.set)
-    print(f"{summary['corpus_rows']} rows: {summary['weak_positives']} weak positives from the rules, "
-          f"{summary['seeds']} seeds, {summary['human_labels']} human labels")
-    for rule, coverage in summary["rule_coverage"].items():
-        print(f"  rule {rule:<24} fires on {coverage:.1%} of rows")
-    print(f"checkpoint: {summary['checkpoint']} (flags {summary['flagged']} rows)")
-    print(f"label these next: {summary['questions']} (set each \"label\" to 0 or 1, then pass it with --labels)")
+    version = read_config(args.checkpoint).get("converted_from")
+    output = save_checkpoint(args.output or args.checkpoint, load_checkpoint(args.checkpoint))
+    state = "converted from format 1" if version == 1 else "already format 2, rewritten"
+    print(f"checkpoint: {output} ({state})")
     return 0
 
 
@@ -134,6 +138,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(Path(args.output_dir))
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _objective(text: str):
@@ -172,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--errors", type=int, default=10, metavar="K", help="false positives/negatives shown per category")
     p.add_argument("--input-field", help="input column (default: as in training)")
     p.add_argument("--label-field", help="label column (default: as in training)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.set_defaults(func=_cmd_evaluate)
 
     p = commands.add_parser("calibrate", help="fit thresholds (and temperatures) on a dev set into a checkpoint")
@@ -185,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the calibrated checkpoint here instead of in place")
     p.add_argument("--input-field", help="input column (default: as in training)")
     p.add_argument("--label-field", help="label column (default: as in training)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.set_defaults(func=_cmd_calibrate)
 
     p = commands.add_parser("compare", help="paired bootstrap comparison of two reports on the same data")
@@ -202,21 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output .jsonl, one row per input row")
     p.add_argument("--input-field", help="input column (default: as in training)")
     p.add_argument("--id-field", help="id column (default: as in training; row index if absent)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default auto: the accelerator when there is one)")
     p.set_defaults(func=_cmd_predict)
 
-    p = commands.add_parser("bootstrap", help="start a category with no labels: rules + seeds -> model -> questions")
-    p.add_argument("config", help="bootstrap YAML, e.g. configs/bootstrap/gambling.yaml")
-    p.add_argument("--data-root", help="directory that a relative corpus path is taken from")
-    p.add_argument("--labels", nargs="+", default=[], metavar="FILE",
-                   help="answered question files ({\"id\": ..., \"label\": 0|1} per line), oldest first")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.set_defaults(func=_cmd_bootstrap)
+    p = commands.add_parser("convert", help="rewrite a checkpoint of an older modelkit in the current format")
+    p.add_argument("checkpoint")
+    p.add_argument("--output", help="write the converted checkpoint here instead of in place")
+    p.set_defaults(func=_cmd_convert)
 
     p = commands.add_parser("demo", help="train, evaluate and predict on a synthetic bilingual data set")
     p.add_argument("--output-dir", default="runs/demo")
     p.set_defaults(func=_cmd_demo)
+
+    load_plugins()
+    for name, (help_text, add_arguments, run) in sorted(_COMMANDS.items()):
+        p = commands.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(func=run)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -86,14 +87,20 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             for k, v in value.items()
         }
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads `1e-4` (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # PyYAML reads `1e-4` (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected float, got {_describe(value)}")
+        if number is None:
+            raise ConfigError(f"{where}: expected float, got {_describe(value)}")
+        # No setting means anything at NaN or infinity; `.nan` would pass every range check.
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {_describe(value)}")
+        return number
     if tp is int or tp is bool or tp is str:
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
             return value
@@ -140,17 +147,62 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key written twice in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {line}; first written on line {seen[key].start_mark.line + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML text with the safe loader; syntax errors and duplicate keys name ``where``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # safe: _StrictLoader is a SafeLoader
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: invalid YAML: {err}") from None
+
+
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file with the safe loader, reporting syntax errors with the file name."""
+    """Parse a YAML file (see :func:`parse_yaml`), reporting errors with the file name."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    return parse_yaml(text, str(path))
+
+
+def read_mapping(
+    source: str | Path | dict[str, Any], overrides: list[str] | None = None
+) -> tuple[dict[str, Any], str, Path | None]:
+    """A config file's (or mapping's) top-level mapping with ``--set`` overrides applied.
+
+    Returns ``(mapping, where, directory)``: ``where`` names the source in error messages and
+    ``directory`` is the folder of the file (``None`` for a mapping), for relative paths in it.
+    """
+    if isinstance(source, dict):
+        raw, where, directory = dict(source), "config", None
+    else:
+        raw, where, directory = read_yaml(source), str(source), Path(source).parent
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    return apply_overrides(raw, overrides or []), where, directory
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -166,5 +218,5 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {item!r}: {part} is not a mapping")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_yaml(raw, f"--set {item!r}")
     return data

@@ -19,7 +19,8 @@ def run_demo(output_dir: Path) -> dict[str, Path]:
     recipe = {
         "output_dir": str(output_dir / "model"),
         "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "label_field": "labels"},
-        "model": {"name": "ngram", "embed_dim": 32, "features": {"num_buckets": 1 << 18}},
+        "model": {"name": "ngram", "embed_dim": 32},
+        "processor": {"features": {"num_buckets": 1 << 18}},
         "train": {"epochs": 15, "batch_size": 16, "learning_rate": 0.01, "early_stopping_patience": 5, "log_every": 20},
     }
     checkpoint = train(recipe)

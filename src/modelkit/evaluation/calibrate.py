@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from ..classifier import Classifier, scores_from_logits
+from ..classifier import Classifier
 from ..data.records import read_records
+from ..policy import scores_from_logits
 from .evaluate import data_config_for
 from .metrics import category_prf
-from .thresholds import Objective, fit_temperature, operating_point
+from .thresholds import Objective, fit_temperature, fit_thresholds
 
 
 def calibrate(
@@ -45,28 +46,15 @@ def calibrate(
     logits = classifier.predict_logits(records.inputs, batch_size=batch_size, progress=progress)
     categories = classifier.categories
 
-    temperatures = dict(classifier.calibration.get("temperature") or {})
+    temperatures = dict(classifier.policy.temperatures)
     if temperature:
         temperatures = {c: fit_temperature(truth[:, j], logits[:, j]) for j, c in enumerate(categories)}
-    scores = scores_from_logits(logits, np.array([temperatures.get(c, 1.0) for c in categories], dtype=np.float32))
+    scores = scores_from_logits(logits, np.array([temperatures[c] for c in categories], dtype=np.float32))
 
-    thresholds = dict(classifier.thresholds)
-    unreachable: list[str] = []
-    if per_category:
-        for j, category in enumerate(categories):
-            point = operating_point(truth[:, j], scores[:, j], objective)
-            if point is None:
-                unreachable.append(category)
-            else:
-                thresholds[category] = point["threshold"]
-    else:
-        point = operating_point(truth.ravel(), scores.ravel(), objective)
-        if point is None:
-            unreachable = list(categories)
-        else:
-            thresholds = {c: point["threshold"] for c in categories}
-
-    threshold_vector = np.array([thresholds[c] for c in categories])
+    # NaN marks a category whose objective this data cannot meet: it keeps its threshold.
+    fitted = fit_thresholds(truth, scores, objective, per_category=per_category, default=np.nan)
+    unreachable = [c for c, t in zip(categories, fitted) if np.isnan(t)]
+    threshold_vector = np.where(np.isnan(fitted), classifier.threshold_vector, fitted)
     precision, recall, f1, support = category_prf(truth, scores >= threshold_vector[None, :])
     dev = {
         category: {
@@ -81,12 +69,12 @@ def calibrate(
     record = {
         "objective": str(objective),
         "per_category": per_category,
-        "temperature": temperatures,
         "fitted_on": {"data": records.source, "rows": len(records), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "dev": dev,
         "unreachable": unreachable,
     }
-    classifier.thresholds = thresholds
+    classifier.policy = classifier.policy.with_values(
+        thresholds={c: float(t) for c, t in zip(categories, threshold_vector)}, temperatures=temperatures)
     classifier.calibration = record
     classifier.save(output or checkpoint)
-    return record
+    return {**record, "temperature": {c: t for c, t in temperatures.items() if t != 1.0}}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..classifier import Classifier
+from ..config import from_dict
 from ..data.records import DataConfig, read_records
 from .metrics import format_metrics
 from .report import EvaluationError, ScoredData, build_report, write_report
@@ -15,9 +16,13 @@ from .report import EvaluationError, ScoredData, build_report, write_report
 def data_config_for(classifier: Classifier, **overrides: Any) -> DataConfig:
     """The field names and label mapping the checkpoint was trained with, plus overrides."""
     stored = dict(classifier.extra.get("data") or {})
-    stored.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if {"input_field", "inputs"} & set(overrides):  # a new input field replaces the stored ones
+        stored.pop("inputs", None)
+        stored.pop("input_field", None)
+    stored.update(overrides)
     known = {f.name for f in dataclasses.fields(DataConfig)}
-    return DataConfig(**{k: v for k, v in stored.items() if k in known})
+    return from_dict(DataConfig, {k: v for k, v in stored.items() if k in known}, where="data")
 
 
 def evaluate(
@@ -56,7 +61,8 @@ def evaluate(
         "checkpoint": {
             "path": str(checkpoint) if not isinstance(checkpoint, Classifier) else "(in memory)",
             "model": classifier.model.registry_name,
-            "modality": classifier.model.modality,
+            "modality": classifier.processor.modality,
+            "processor": classifier.processor.name,
             "calibration": classifier.calibration,
         },
         "taxonomy": classifier.taxonomy.name,

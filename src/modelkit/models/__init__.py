@@ -1,7 +1,8 @@
-"""Model registry and the built-in models (importing this registers them)."""
+"""Model registry, the shared model base and the modality-free ensemble."""
 
-from . import ensemble, text  # noqa: F401  (registers "ngram", "transformer" and "ensemble")
-from .base import ModerationModel, MultiLabelHead
+from . import ensemble  # noqa: F401  (registers the "ensemble" model and processor)
+from .base import ModerationModel, MultiLabelHead, pool_windows
 from .registry import create_model, get_model_class, list_models, register_model
 
-__all__ = ["ModerationModel", "MultiLabelHead", "create_model", "get_model_class", "list_models", "register_model"]
+__all__ = ["ModerationModel", "MultiLabelHead", "create_model", "get_model_class", "list_models", "pool_windows",
+           "register_model"]

@@ -1,28 +1,21 @@
-"""What every modelkit model shares: a multi-label head and the checkpoint hooks.
+"""What every modelkit model shares: a multi-label head, window pooling and checkpoint hooks.
 
-A model owns its preprocessing (``model.preprocessor``), so training, evaluation and inference
-all turn raw inputs into tensors through the same object.
+A model maps a processor's batch to one logit per category; it does not preprocess. Models
+are built from their config dataclass, and those sized by their processor (an n-gram model's
+hash buckets) read it in :meth:`ModerationModel.build`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..config import from_dict, to_dict
 
-
-class Preprocessor(Protocol):
-    """Raw inputs (texts, image paths, ...) -> a batch of tensors for ``model(**batch)``."""
-
-    def check(self, inputs: Sequence[Any]) -> list[Any]:
-        """Validate a whole input list up front; errors name the position in it."""
-        ...
-
-    def __call__(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]: ...
+if TYPE_CHECKING:
+    from ..processing import Processor
 
 
 class MultiLabelHead(nn.Module):
@@ -42,39 +35,64 @@ class MultiLabelHead(nn.Module):
         return self.layers(features)
 
 
+def pool_windows(logits: torch.Tensor, window_rows: torch.Tensor) -> torch.Tensor:
+    """Per-input logits as the maximum over that input's windows.
+
+    Processors cut long inputs into windows (``window_rows[w]`` is the input window ``w`` came
+    from, ascending, every input with at least one window); taking the max means benign padding
+    around a violation cannot dilute it, whichever side the padding is on.
+    """
+    rows = int(window_rows[-1]) + 1 if window_rows.numel() else 0
+    if rows == window_rows.numel():  # one window per input: nothing to pool
+        return logits
+    pooled = logits.new_full((rows, logits.shape[1]), float("-inf"))
+    return pooled.scatter_reduce(0, window_rows[:, None].expand_as(logits), logits, reduce="amax")
+
+
 class ModerationModel(nn.Module):
     """Base class for registered models.
 
-    Subclasses set ``config_class`` (a dataclass) and ``modality``, build their layers and
-    ``self.preprocessor`` in ``__init__(config, num_labels)``, and return logits from
-    ``forward(**batch)``. Models with files beside the weights (a tokenizer) override
-    :meth:`save_assets` and :meth:`from_checkpoint`.
+    Subclasses set ``config_class`` (a dataclass) and ``default_processor`` (the registered
+    processor a recipe gets unless it names another), build their layers in
+    ``__init__(config, num_labels)`` and return logits ``[batch, num_labels]`` from
+    ``forward(**batch)``.
     """
 
     config_class: ClassVar[type]
-    modality: ClassVar[str]
     registry_name: ClassVar[str] = ""
+    default_processor: ClassVar[str] = ""
     # True for models whose embedding tables produce sparse gradients (see training/optim.py).
     has_sparse_gradients: ClassVar[bool] = False
-    preprocessor: Preprocessor
 
     def __init__(self, config: Any, num_labels: int) -> None:
         super().__init__()
         self.config = config
         self.num_labels = num_labels
 
+    @classmethod
+    def build(cls, config: Any, num_labels: int, processor: Processor | None = None) -> ModerationModel:
+        """A fresh model of ``config`` for batches of ``processor``."""
+        return cls(config, num_labels)
+
+    @classmethod
+    def processor_defaults(cls, model_config: dict[str, Any]) -> dict[str, Any]:
+        """The processor config a recipe starts from (its ``processor:`` block is laid over it)."""
+        return {"name": cls.default_processor}
+
     def checkpoint_config(self) -> dict[str, Any]:
         """The config to store in ``config.json``: enough to rebuild the model offline."""
         return {"name": self.registry_name, **to_dict(self.config)}
 
-    def save_assets(self, directory: Path) -> list[str]:
-        """Write files other than the weights; return their names relative to ``directory``."""
-        return []
+    @classmethod
+    def from_checkpoint(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> ModerationModel:
+        """An untrained model of a stored architecture (weights are loaded after). Never reads
+        any file: everything it needs is in ``config``."""
+        return cls.build(from_dict(cls.config_class, config, where="config.json: model"), num_labels, processor)
 
     @classmethod
-    def from_checkpoint(cls, config: dict[str, Any], num_labels: int, directory: Path) -> ModerationModel:
-        """Build an untrained model of the stored architecture (weights are loaded after)."""
-        return cls(from_dict(cls.config_class, config, where="config.json: model"), num_labels)
+    def split_legacy_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A format-1 checkpoint's model config (preprocessing inside) -> (model, processor) configs."""
+        raise NotImplementedError(f"model {cls.registry_name!r} has no format-1 checkpoints to convert")
 
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """AdamW groups: no decay on biases, norms and embeddings."""

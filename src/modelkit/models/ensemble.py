@@ -1,26 +1,109 @@
 """Score ensembles: several trained models of one modality, logits averaged with fixed weights.
 
-Members keep their own preprocessing (an ``ngram`` model and a ``transformer`` see the same
-texts through different normalisers and tokenisers); the ensemble's preprocessor runs each and
-namespaces the tensors, so an ensemble is an ordinary model for the classifier, the evaluation
-code and the checkpoint format. Members are trained one by one (``ensemble:`` in a recipe, see
-``modelkit.training.ensemble``) and assembled afterwards; they are never trained jointly.
+Members keep their own processors (an ``ngram`` model and a ``transformer`` see the same texts
+through different normalisers and tokenisers): the ensemble's processor runs each and
+namespaces the tensors, so an ensemble is an ordinary model + processor pair for the
+classifier, the evaluation code and the checkpoint format, whatever the modality. Members are
+trained one by one (``ensemble:`` in a recipe, see ``modelkit.training.ensemble``) and
+assembled afterwards; they are never trained jointly.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..config import ConfigError, from_dict
+from ..processing import Processor, create_processor, processor_from_config, register_processor
 from .base import ModerationModel
 from .registry import get_model_class, register_model
 
 _SEPARATOR = "."
+
+
+def _member_folder(index: int) -> str:
+    return f"member-{index}"
+
+
+@dataclass
+class EnsembleProcessorConfig:
+    # Each member's stored processor config (``name`` + its fields), as in a checkpoint.
+    members: list[dict[str, Any]] = field(default_factory=list)
+
+
+@register_processor("ensemble")
+class EnsembleProcessor(Processor):
+    """Runs every member's processor; tensor names get a ``"<member index>."`` prefix."""
+
+    config_class = EnsembleProcessorConfig
+
+    def __init__(self, config: EnsembleProcessorConfig, members: Sequence[Processor] | None = None) -> None:
+        super().__init__(config)
+        if members is None:
+            members = [create_processor(**member) for member in config.members]
+        if len(members) < 2:
+            raise ConfigError(f"processor.members: an ensemble needs at least 2 member processors, got {len(members)}")
+        modalities = {m.modality for m in members}
+        if len(modalities) != 1:
+            raise ConfigError(f"ensemble: members read different modalities {sorted(modalities)}")
+        self.members = list(members)
+        self.modality = modalities.pop()
+
+    @classmethod
+    def from_members(cls, members: Sequence[Processor]) -> EnsembleProcessor:
+        return cls(EnsembleProcessorConfig([m.to_config() for m in members]), members)
+
+    def train(self, mode: bool = True) -> EnsembleProcessor:
+        for member in self.members:
+            member.train(mode)
+        return super().train(mode)
+
+    def in_mode(self, training: bool) -> EnsembleProcessor:
+        view = super().in_mode(training)
+        view.members = [member.in_mode(training) for member in self.members]
+        return view
+
+    @property
+    def augments(self) -> bool:
+        return any(m.augments for m in self.members)
+
+    def decode(self, raw: Any, labels: np.ndarray | None = None, rng: random.Random | None = None) -> tuple:
+        return tuple(member.decode(raw, labels, rng) for member in self.members)
+
+    def collate(self, items: Sequence[tuple]) -> dict[str, torch.Tensor]:
+        batch = {}
+        for index, member in enumerate(self.members):
+            member_batch = member.collate([item[index] for item in items])
+            batch.update({f"{index}{_SEPARATOR}{k}": v for k, v in member_batch.items()})
+        return batch
+
+    def length(self, raw: Any) -> int | None:
+        return self.members[0].length(raw)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, "members": [m.to_config() for m in self.members]}
+
+    def save_assets(self, directory: Path) -> list[str]:
+        # Each member's files (a tokenizer) live in their own folder so their names cannot clash.
+        saved = []
+        for index, member in enumerate(self.members):
+            folder = directory / _member_folder(index)
+            folder.mkdir(parents=True, exist_ok=True)
+            saved += [f"{_member_folder(index)}/{name}" for name in member.save_assets(folder)]
+        return saved
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], directory: Path) -> EnsembleProcessor:
+        parsed = from_dict(EnsembleProcessorConfig, config, where="processor")
+        members = [processor_from_config(member, directory / _member_folder(index))
+                   for index, member in enumerate(parsed.members)]
+        return cls(parsed, members)
 
 
 @dataclass
@@ -49,31 +132,12 @@ class EnsembleConfig:
         return [w / sum(weights) for w in weights]
 
 
-class EnsemblePreprocessor:
-    """Runs every member's preprocessor; tensor names get a ``"<member index>."`` prefix."""
-
-    def __init__(self, members: Sequence[ModerationModel]) -> None:
-        self.members = list(members)
-
-    def check(self, inputs: Sequence[Any]) -> list[Any]:
-        checked = list(inputs)
-        for member in self.members:
-            checked = member.preprocessor.check(checked)
-        return checked
-
-    def __call__(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]:
-        batch = {}
-        for index, member in enumerate(self.members):
-            batch.update({f"{index}{_SEPARATOR}{k}": v for k, v in member.preprocessor(inputs).items()})
-        return batch
-
-
 @register_model("ensemble")
 class EnsembleModel(ModerationModel):
     """Weighted mean of member logits; build it with :meth:`from_members` or load a checkpoint."""
 
     config_class = EnsembleConfig
-    modality = "text"
+    default_processor = "ensemble"
 
     def __init__(self, config: EnsembleConfig, num_labels: int, members: Sequence[ModerationModel] | None = None):
         super().__init__(config, num_labels)
@@ -82,20 +146,17 @@ class EnsembleModel(ModerationModel):
                 "model.name: ensemble is assembled from trained members; use an 'ensemble:' block "
                 "in the recipe (members are trained one by one), or EnsembleModel.from_members"
             )
-        modalities = {m.modality for m in members}
-        if len(modalities) != 1:
-            raise ConfigError(f"ensemble: members mix modalities {sorted(modalities)}")
         if any(m.num_labels != num_labels for m in members):
             raise ConfigError("ensemble: every member must score the same categories")
-        self.modality = modalities.pop()
         self.members = nn.ModuleList(members)
         self.register_buffer("weights", torch.tensor(config.normalised_weights(), dtype=torch.float32), persistent=False)
-        self.preprocessor = EnsemblePreprocessor(members)
 
     @classmethod
-    def from_members(cls, members: Sequence[ModerationModel], weights: Sequence[float] | None = None) -> EnsembleModel:
+    def from_members(cls, members: Sequence[ModerationModel], processors: Sequence[Processor],
+                     weights: Sequence[float] | None = None) -> tuple[EnsembleModel, EnsembleProcessor]:
+        """The ensemble of trained ``members`` and its processor (one member processor each)."""
         config = EnsembleConfig([m.checkpoint_config() for m in members], list(weights) if weights else None)
-        return cls(config, members[0].num_labels, members)
+        return cls(config, members[0].num_labels, members), EnsembleProcessor.from_members(processors)
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         logits = []
@@ -111,26 +172,25 @@ class EnsembleModel(ModerationModel):
             "weights": self.config.normalised_weights(),
         }
 
-    def save_assets(self, directory: Path) -> list[str]:
-        # Each member's files (a tokenizer) live in their own folder so their names cannot clash.
-        saved = []
-        for index, member in enumerate(self.members):
-            folder = directory / _member_folder(index)
-            folder.mkdir(parents=True, exist_ok=True)
-            saved += [f"{_member_folder(index)}/{name}" for name in member.save_assets(folder)]
-        return saved
-
     @classmethod
-    def from_checkpoint(cls, config: dict[str, Any], num_labels: int, directory: Path) -> ModerationModel:
+    def from_checkpoint(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> ModerationModel:
         parsed = from_dict(EnsembleConfig, config, where="config.json: model")
+        if not isinstance(processor, EnsembleProcessor) or len(processor.members) != len(parsed.members):
+            raise ConfigError(f"model.members: {len(parsed.members)} members need an ensemble processor with as many")
         members = []
-        for index, member_config in enumerate(parsed.members):
+        for member_config, member_processor in zip(parsed.members, processor.members):
             member_config = dict(member_config)
             member_class = get_model_class(str(member_config.pop("name")))
-            folder = directory / _member_folder(index)
-            members.append(member_class.from_checkpoint(member_config, num_labels, folder))
+            members.append(member_class.from_checkpoint(member_config, num_labels, member_processor))
         return cls(parsed, num_labels, members)
 
-
-def _member_folder(index: int) -> str:
-    return f"member-{index}"
+    @classmethod
+    def split_legacy_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        models, processors = [], []
+        for member in config.get("members") or []:
+            member = dict(member)
+            name = str(member.pop("name", ""))
+            model, processor = get_model_class(name).split_legacy_config(member)
+            models.append({"name": name, **model})
+            processors.append(processor)
+        return {"members": models, "weights": config.get("weights")}, {"name": "ensemble", "members": processors}

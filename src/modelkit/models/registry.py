@@ -2,45 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from ..config import ConfigError, from_dict
+from ..config import from_dict
+from ..plugins import Registry
 from ..taxonomy import Taxonomy
 from .base import ModerationModel
 
-_MODELS: dict[str, type[ModerationModel]] = {}
+if TYPE_CHECKING:
+    from ..processing import Processor
+
+_MODELS: Registry[type[ModerationModel]] = Registry("model", "model.name")
 M = TypeVar("M", bound=type[ModerationModel])
 
 
 def register_model(name: str) -> Callable[[M], M]:
     """Class decorator that makes a model available to configs as ``model: {name: ...}``."""
-
-    def decorate(cls: M) -> M:
-        if name in _MODELS and _MODELS[name] is not cls:
-            raise ValueError(f"model name {name!r} is already registered to {_MODELS[name].__name__}")
-        cls.registry_name = name
-        _MODELS[name] = cls
-        return cls
-
-    return decorate
+    return _MODELS.decorator(name, "registry_name")
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def get_model_class(name: str) -> type[ModerationModel]:
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ConfigError(f"model.name: unknown model {name!r}; available: {', '.join(list_models())}") from None
+    return _MODELS.get(name)
 
 
-def create_model(name: str, taxonomy: Taxonomy | int, **config: Any) -> ModerationModel:
+def create_model(name: str, taxonomy: Taxonomy | int, processor: Processor | None = None, **config: Any) -> ModerationModel:
     """Build a fresh model scoring every category of ``taxonomy`` (or ``taxonomy`` labels).
 
     >>> model = create_model("ngram", Taxonomy.load().enabled(), embed_dim=32)
     """
     cls = get_model_class(name)
     num_labels = taxonomy if isinstance(taxonomy, int) else len(taxonomy)
-    return cls(from_dict(cls.config_class, config, where="model"), num_labels)
+    return cls.build(from_dict(cls.config_class, config, where="model"), num_labels, processor)

@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 from accelerate import PartialState
 
-from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from ..classifier import Classifier, default_device
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..classifier import Classifier
 from ..evaluation.metrics import compute_metrics, format_metrics
 from ..evaluation.thresholds import best_f1_thresholds
-from ..models.base import ModerationModel
+from ..inference.runner import select_device
 from ..models.ensemble import EnsembleModel
+from ..policy import Policy
 from .recipe import RunConfig, dump_run_config, load_member
-from .trainer import Trainer, data_fields, evaluate_test, load_splits
+from .trainer import Trainer, evaluate_test, load_splits, save_trained
 
 logger = logging.getLogger(__name__)
 
@@ -58,41 +59,40 @@ def train_ensemble(config: RunConfig, resume: bool = False) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     dump_run_config(config, output_dir / "run_config.yaml")
 
-    models, member_metrics = [], []
+    members, member_metrics = [], []
     for member in member_configs(config):
         logger.info("ensemble member %s", member.output_dir)
         directory = Trainer(member, resume=resume).fit()
         checkpoint = load_checkpoint(directory)
-        models.append(checkpoint.model)
+        members.append(checkpoint)
         member_metrics.append({"checkpoint": str(directory), "dev": checkpoint.metrics.get("dev", {})})
 
     # Under torchrun every process trained its share of each member; one process assembles.
     state = PartialState()
     if state.is_main_process:
-        _assemble(config, models, member_metrics, started)
+        _assemble(config, members, member_metrics, started)
     state.wait_for_everyone()
     return output_dir
 
 
-def _assemble(config: RunConfig, models: list[ModerationModel], member_metrics: list[dict[str, Any]], started: float) -> None:
+def _assemble(config: RunConfig, members: list[Checkpoint], member_metrics: list[dict[str, Any]],
+              started: float) -> None:
     assert config.ensemble is not None
-    output_dir = Path(config.output_dir)
     taxonomy = config.build_taxonomy()
-    _, dev, test = load_splits(config, taxonomy)
-    model = EnsembleModel.from_members(models, config.ensemble.weights)
-    device = default_device()
-    scores = Classifier(model, taxonomy, device=device).predict_proba(dev.inputs, batch_size=config.train.eval_batch_size)
+    splits = load_splits(config, taxonomy)
+    model, processor = EnsembleModel.from_members([m.model for m in members], [m.processor for m in members],
+                                                  config.ensemble.weights)
+    device = select_device()
+    classifier = Classifier(model, processor, Policy(taxonomy), device=device)
+    scores = classifier.predict_proba(splits.dev.inputs, batch_size=config.train.eval_batch_size)
     if config.train.tune_thresholds:
-        thresholds = best_f1_thresholds(dev.labels, scores)
+        thresholds = best_f1_thresholds(splits.dev.labels, scores)
     else:
         thresholds = np.full(len(taxonomy), 0.5)
-    metrics: dict[str, Any] = {"dev": compute_metrics(dev.labels, scores, thresholds, taxonomy.ids)}
+    metrics: dict[str, Any] = {"dev": compute_metrics(splits.dev.labels, scores, thresholds, taxonomy.ids)}
     metrics["members"] = member_metrics
     metrics["train_seconds"] = time.perf_counter() - started
     logger.info("ensemble dev: %s", format_metrics(metrics["dev"]).splitlines()[0])
-    save_checkpoint(output_dir, Checkpoint(
-        model, taxonomy, {c: float(t) for c, t in zip(taxonomy.ids, thresholds)}, metrics,
-        extra={"data": data_fields(config)},
-    ))
-    if test is not None:
-        evaluate_test(output_dir, test, device, config.train.eval_batch_size)
+    output_dir = save_trained(config, model, processor, taxonomy, thresholds, metrics)
+    if splits.test is not None:
+        evaluate_test(output_dir, splits.test, device, config.train.eval_batch_size)

@@ -8,11 +8,15 @@ from typing import Any, Literal
 
 import yaml
 
-from ..config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
-from ..data.augment import AugmentConfig
+from ..config import ConfigError, from_dict, read_mapping, to_dict
 from ..data.records import DataConfig
 from ..models.registry import get_model_class
+from ..processing import get_processor_class, list_modalities
 from ..taxonomy import Taxonomy
+
+# What train.select_metric may name: a dev metric to maximise, or the dev loss to minimise.
+SELECT_METRICS = ("macro_f1", "micro_f1", "weighted_f1", "accuracy", "macro_roc_auc", "macro_average_precision",
+                  "loss")
 
 
 @dataclass
@@ -39,7 +43,15 @@ class TrainConfig:
     # Fit per-category F1-maximising thresholds on dev; otherwise every threshold is 0.5.
     tune_thresholds: bool = False
     seed: int = 0
-    # Batch training rows of similar length (text): far less padding for transformer models.
+    # > 0: every training input is seen twice per batch, as decoded in eval mode and as the
+    # processor augments it in train mode, and this weight times the divergence of the
+    # augmented copy's scores from the original's is added to the loss. Doubles the compute.
+    consistency: float = 0.0
+    # The dev figure that picks the best epoch (and early stopping): a metric, maximised, or
+    # "loss", minimised. A dev split without any positive label falls back to the loss.
+    select_metric: str = "macro_f1"
+    # Batch training rows of similar size (text length) together: far less padding for
+    # transformer models. Needs a processor that knows input sizes.
     group_by_length: bool = False
     num_workers: int = 0
     log_every: int = 50
@@ -58,6 +70,12 @@ class TrainConfig:
             raise ValueError("train.pos_weight only applies to loss: bce")
         if self.early_stopping_patience < 0:
             raise ValueError("train.early_stopping_patience must be >= 0 (0 turns it off)")
+        if self.consistency < 0:
+            raise ValueError(f"train.consistency must be >= 0, got {self.consistency}")
+        if self.num_workers < 0:
+            raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        if self.select_metric not in SELECT_METRICS:
+            raise ValueError(f"train.select_metric must be one of {', '.join(SELECT_METRICS)}, got {self.select_metric!r}")
 
 
 @dataclass
@@ -77,7 +95,7 @@ class EnsembleRecipe:
     """``ensemble:`` block: train each member recipe on this recipe's data, then average logits."""
 
     # Member recipe files, or {recipe: FILE, set: [KEY=VALUE, ...]} (relative paths are looked
-    # up beside this recipe). Each member brings its model, train and augment blocks; data,
+    # up beside this recipe). Each member brings its model, processor and train blocks; data,
     # taxonomy and categories come from the ensemble recipe, and so does the seed of the dev
     # split and folds: every member sees the same splits.
     members: list[str | EnsembleMember]
@@ -95,9 +113,11 @@ class EnsembleRecipe:
 class RunConfig:
     data: DataConfig
     model: dict[str, Any] = field(default_factory=lambda: {"name": "ngram"})
+    # How raw inputs become batches (normaliser, features, tokenizer, augmentation ...). The
+    # model names its default processor (``name``) and any defaults that follow from the model
+    # (a transformer's tokenizer is its backbone's); these keys are laid over them.
+    processor: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # Training-time evasion attacks on text inputs (modelkit.data.augment); off by default.
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
     output_dir: str = "runs/default"
     # "default", a YAML path, or the taxonomy itself inline.
     taxonomy: str | dict[str, Any] = "default"
@@ -122,6 +142,12 @@ class RunConfig:
         params = dict(self.model)
         return str(params.pop("name", "ngram")), params
 
+    def processor_kwargs(self) -> tuple[str, dict[str, Any]]:
+        """The processor's name and config: the model's defaults with this recipe's block on top."""
+        name, model_params = self.model_kwargs()
+        params = {**get_model_class(name).processor_defaults(model_params), **self.processor}
+        return str(params.pop("name")), params
+
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
@@ -136,13 +162,10 @@ def load_run_config(
     Relative data paths are taken from ``data_root`` when given. A relative taxonomy path is
     looked up beside the recipe file when it does not exist from the working directory.
     """
-    if isinstance(source, dict):
-        raw, where, base_dir = dict(source), "config", None
-    else:
-        raw, where, base_dir = read_yaml(source), str(source), Path(source).parent
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: expected a mapping at the top level")
-    apply_overrides(raw, overrides or [])
+    raw, where, base_dir = read_mapping(source, overrides)
+    if "augment" in raw:
+        raise ConfigError(f"{where}: augment: moved into the processor: write processor.augment (its "
+                          "'consistency' weight is now train.consistency)")
     if raw.get("ensemble") is not None and "model" in raw:
         raise ConfigError(f"{where}: ensemble: a recipe has either a model block or an ensemble block, not both")
     config = from_dict(RunConfig, raw, where=f"{where}: ")
@@ -152,13 +175,8 @@ def load_run_config(
     if config.ensemble is not None:
         config.ensemble.members = [_member_recipe(m, base_dir, where) for m in config.ensemble.members]
         config.model = {"name": "ensemble"}
-    name, params = config.model_kwargs()
-    try:
-        model_class = get_model_class(name)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
-    if config.ensemble is None:
-        from_dict(model_class.config_class, params, where=f"{where}: model")
+    else:
+        _check_model_and_processor(config, where)
     if isinstance(config.taxonomy, str) and config.taxonomy != "default" and base_dir is not None:
         candidate = Path(config.taxonomy)
         if not candidate.exists() and (base_dir / candidate).exists():
@@ -173,6 +191,33 @@ def load_run_config(
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
     return config
+
+
+def _check_model_and_processor(config: RunConfig, where: str) -> None:
+    """Validate the model and processor blocks, and that the data has what the processor reads."""
+    name, params = config.model_kwargs()
+    try:
+        model_class = get_model_class(name)
+        processor_name, processor_params = config.processor_kwargs()
+        processor_class = get_processor_class(processor_name)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    processor_fields = set(processor_class.config_class.__dataclass_fields__)
+    model_fields = set(model_class.config_class.__dataclass_fields__)
+    misplaced = sorted(k for k in params if k in processor_fields and k not in model_fields)
+    if misplaced:
+        raise ConfigError(f"{where}: model.{misplaced[0]}: configures how inputs are processed; move it to "
+                          f"processor.{misplaced[0]} (processors are configured apart from models)")
+    from_dict(model_class.config_class, params, where=f"{where}: model")
+    from_dict(processor_class.config_class, processor_params, where=f"{where}: processor")
+    fields = config.data.input_columns
+    known = list_modalities()
+    for modality in fields:
+        if modality not in known:
+            raise ConfigError(f"{where}: data.inputs.{modality}: unknown modality; known: {', '.join(known)}")
+    if processor_class.modality not in fields:
+        raise ConfigError(f"{where}: processor {processor_name} reads {processor_class.modality!r} inputs but "
+                          f"data.inputs names only {', '.join(fields)}; add {processor_class.modality}: FIELD")
 
 
 def _member_recipe(member: EnsembleMember, base_dir: Path | None, where: str) -> EnsembleMember:
@@ -193,6 +238,7 @@ def _member_recipe(member: EnsembleMember, base_dir: Path | None, where: str) ->
 
 
 def load_member(member: EnsembleMember) -> RunConfig:
+    """A member recipe with its ``--set`` overrides applied."""
     return load_run_config(member.recipe, overrides=member.set)
 
 

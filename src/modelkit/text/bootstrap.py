@@ -19,6 +19,7 @@ Every round writes its training set, checkpoint and questions under ``output_dir
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from dataclasses import dataclass, field
@@ -27,14 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import write_json
-from .classifier import Classifier
-from .config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
-from .data.records import DataError, load_table
-from .data.text import NormalizerConfig, TextNormalizer
-from .taxonomy import Taxonomy
-from .training.recipe import TrainConfig
-from .training.trainer import train
+from ..checkpoint import write_json
+from ..classifier import Classifier
+from ..config import ConfigError, from_dict, read_mapping, to_dict
+from ..data.records import DataError, column, load_table
+from ..processing import check_input
+from ..taxonomy import Taxonomy
+from ..training.recipe import TrainConfig
+from ..training.trainer import train
+from .normalize import NormalizerConfig, TextNormalizer
 
 
 @dataclass
@@ -75,6 +77,7 @@ class BootstrapConfig:
     # Extra fits per round, each training on the last one's flagged rows as positives.
     self_training: int = 0
     model: dict[str, Any] = field(default_factory=lambda: {"name": "ngram"})
+    processor: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -92,10 +95,7 @@ class BootstrapConfig:
 def load_bootstrap_config(
     source: str | Path | dict[str, Any], data_root: str | Path | None = None, overrides: list[str] | None = None
 ) -> BootstrapConfig:
-    raw, where = (dict(source), "config") if isinstance(source, dict) else (read_yaml(source), str(source))
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping at the top level")
-    apply_overrides(raw, overrides or [])
+    raw, where, _ = read_mapping(source, overrides)
     config = from_dict(BootstrapConfig, raw, where=f"{where}: ")
     if data_root is not None and not Path(config.corpus).is_absolute():
         config.corpus = str(Path(data_root) / config.corpus)
@@ -168,6 +168,7 @@ def _fit(cfg: BootstrapConfig, ids: list[str], texts: list[str], labels: np.ndar
         "categories": [cfg.category],
         "data": {"train": str(train_file), "dev_fraction": 0.15, "label_field": "labels", "id_field": None},
         "model": cfg.model,
+        "processor": cfg.processor,
         "train": to_dict(cfg.train),
     })
 
@@ -184,9 +185,8 @@ def bootstrap(
     if cfg.category not in taxonomy:
         raise ConfigError(f"category {cfg.category!r} is not in taxonomy {cfg.taxonomy!r} ({', '.join(taxonomy.ids)})")
     table = load_table(cfg.corpus)
-    if cfg.input_field not in table.column_names:
-        raise DataError(f"{cfg.corpus}: no input column {cfg.input_field!r}; columns: {', '.join(table.column_names)}")
-    texts = [t if isinstance(t, str) else "" for t in table[cfg.input_field]]
+    # A row with no usable text is never a weak positive, and never asked about.
+    texts = [t if check_input("text", t) is None else "" for t in column(table, cfg.input_field, cfg.corpus, "input_field")]
     ids = [str(i) for i in (table[cfg.id_field] if cfg.id_field in table.column_names else range(len(texts)))]
 
     votes = rule_votes(texts, cfg.rules)
@@ -245,3 +245,23 @@ def bootstrap(
     }
     write_json(round_dir / "summary.json", summary)
     return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``modelkit bootstrap``'s arguments."""
+    parser.add_argument("config", help="bootstrap YAML, e.g. configs/bootstrap/gambling.yaml")
+    parser.add_argument("--data-root", help="directory that a relative corpus path is taken from")
+    parser.add_argument("--labels", nargs="+", default=[], metavar="FILE",
+                        help="answered question files ({\"id\": ..., \"label\": 0|1} per line), oldest first")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    summary = bootstrap(args.config, labels=args.labels, data_root=args.data_root, overrides=args.set)
+    print(f"{summary['corpus_rows']} rows: {summary['weak_positives']} weak positives from the rules, "
+          f"{summary['seeds']} seeds, {summary['human_labels']} human labels")
+    for rule, coverage in summary["rule_coverage"].items():
+        print(f"  rule {rule:<24} fires on {coverage:.1%} of rows")
+    print(f"checkpoint: {summary['checkpoint']} (flags {summary['flagged']} rows)")
+    print(f"label these next: {summary['questions']} (set each \"label\" to 0 or 1, then pass it with --labels)")
+    return 0

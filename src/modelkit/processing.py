@@ -1,0 +1,183 @@
+"""Processors: raw inputs -> model batches, configured, saved and loaded apart from models.
+
+A processor reads one *modality* ("text" today; "image" and "video" later): a record's field
+of that modality, or the bare value. It works in two stages so that the slow part can run in
+DataLoader workers:
+
+* :meth:`Processor.decode` turns one raw value into an item (validate, read, normalise; in
+  train mode also augment). It runs per row, in worker processes when ``num_workers > 0``.
+* :meth:`Processor.collate` turns a list of items into the tensors ``model(**batch)`` takes.
+
+Training, evaluation and inference all go through the same object, and a checkpoint stores it
+as ``processor_config.json`` (+ asset files such as a tokenizer), so preprocessing cannot drift
+between entry points. A modality package registers itself with :func:`register_modality` and
+its processors with :func:`register_processor`; the core knows neither text nor images.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
+
+import numpy as np
+import torch
+
+from .config import ConfigError, from_dict, to_dict
+from .plugins import Registry
+
+PROCESSOR_CONFIG = "processor_config.json"
+
+# modality -> check(value): None for a valid input value, else what is wrong with it.
+_MODALITIES: Registry[Callable[[Any], str | None]] = Registry("modality", "data.inputs")
+_PROCESSORS: Registry[type[Processor]] = Registry("processor", "processor.name")
+P = TypeVar("P", bound="type[Processor]")
+
+
+def register_modality(name: str, check: Callable[[Any], str | None]) -> None:
+    """Declare a modality (a kind of record field, such as ``text``) and how to validate a value."""
+    _MODALITIES.add(name, check)
+
+
+def list_modalities() -> list[str]:
+    return _MODALITIES.names()
+
+
+def check_input(modality: str, value: Any) -> str | None:
+    """``None`` when ``value`` is a valid input of ``modality``, else a short reason.
+
+    The one place that decides what a valid input is: records, the CLI, the bootstrap and the
+    processors all ask here.
+    """
+    return _MODALITIES.get(modality)(value)
+
+
+def check_inputs(modality: str, values: Sequence[Any]) -> list[Any]:
+    """Validate a whole input list up front; the error names the first bad position."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"expected a list of inputs, got a single {type(values).__name__}; wrap it in a list")
+    values = list(values)
+    for position, value in enumerate(values):
+        problem = check_input(modality, value)
+        if problem is not None:
+            raise TypeError(f"input {position}: {problem}")
+    return values
+
+
+def register_processor(name: str) -> Callable[[P], P]:
+    """Class decorator: makes a processor available to recipes as ``processor: {name: ...}``."""
+    return _PROCESSORS.decorator(name, "name")
+
+
+def get_processor_class(name: str) -> type[Processor]:
+    return _PROCESSORS.get(name)
+
+
+def list_processors() -> list[str]:
+    return _PROCESSORS.names()
+
+
+def create_processor(name: str, **config: Any) -> Processor:
+    """A fresh processor of the registered ``name`` from its config keys."""
+    cls = get_processor_class(name)
+    return cls(from_dict(cls.config_class, config, where="processor"))
+
+
+class Processor:
+    """Base class of registered processors.
+
+    Subclasses set ``config_class`` (a dataclass) and ``modality`` (the input they read) and
+    implement :meth:`decode_value` and :meth:`collate`. Processors with files (a tokenizer)
+    override :meth:`save_assets` and :meth:`from_saved`; those whose inputs have a size worth
+    batching by (text length) override :meth:`length`; those that augment in train mode set
+    ``augments``.
+    """
+
+    name: ClassVar[str] = ""
+    modality: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.training = False
+
+    # -- mode -----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Processor:
+        """Train mode applies augmentation (where configured); returns ``self`` like torch."""
+        self.training = mode
+        return self
+
+    def eval(self) -> Processor:
+        return self.train(False)
+
+    def in_mode(self, training: bool) -> Processor:
+        """A shallow copy in train or eval mode (sharing tokenizers and tables), this one unchanged."""
+        view = copy.copy(self)
+        view.training = training
+        return view
+
+    @property
+    def augments(self) -> bool:
+        """True when train mode changes inputs (augmentation is configured)."""
+        return False
+
+    # -- the two stages -------------------------------------------------------------------
+    def value_of(self, raw: Any) -> Any:
+        """The value of this processor's modality: a record's field, or the bare value."""
+        if isinstance(raw, Mapping):
+            if self.modality not in raw:
+                raise TypeError(f"record has no {self.modality!r} input (fields: {', '.join(map(str, raw))})")
+            return raw[self.modality]
+        return raw
+
+    def decode(self, raw: Any, labels: np.ndarray | None = None, rng: random.Random | None = None) -> Any:
+        """One raw input -> one item for :meth:`collate` (runs in DataLoader workers).
+
+        ``labels`` (the row's multi-hot labels) and ``rng`` serve augmentation in train mode.
+        """
+        value = self.value_of(raw)
+        problem = check_input(self.modality, value)
+        if problem is not None:
+            raise TypeError(problem)
+        return self.decode_value(value, labels, rng)
+
+    def decode_value(self, value: Any, labels: np.ndarray | None, rng: random.Random | None) -> Any:
+        raise NotImplementedError
+
+    def collate(self, items: Sequence[Any]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def __call__(self, raws: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return self.collate([self.decode(raw) for raw in raws])
+
+    def length(self, raw: Any) -> int | None:
+        """Cost of one raw input for batching inputs of similar size together; None: no notion."""
+        return None
+
+    # -- persistence ----------------------------------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        """What ``processor_config.json`` holds: enough to rebuild this processor offline."""
+        return {"name": self.name, **to_dict(self.config)}
+
+    def save_assets(self, directory: Path) -> list[str]:
+        """Write files other than the config; return their names relative to ``directory``."""
+        return []
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], directory: Path) -> Processor:
+        """Rebuild from a stored config; asset paths in it are inside ``directory``."""
+        return cls(from_dict(cls.config_class, config, where=PROCESSOR_CONFIG))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, modality={self.modality!r}, training={self.training})"
+
+
+def processor_from_config(config: dict[str, Any], directory: Path) -> Processor:
+    """Rebuild a saved processor from its stored config (``name`` + fields)."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"{PROCESSOR_CONFIG}: expected a mapping, got {type(config).__name__}")
+    config = dict(config)
+    cls = get_processor_class(str(config.pop("name", "")))
+    return cls.from_saved(config, directory)

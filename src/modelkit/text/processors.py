@@ -1,0 +1,186 @@
+"""Text processors: normalise (and, in train mode, augment) each text, then batch it for a model.
+
+* ``text_ngram`` (for the ``ngram`` model): hashed character and word n-grams per window.
+* ``text_tokenizer`` (for ``transformer``): a ``transformers`` fast tokenizer, per window.
+
+Both score long texts in overlapping windows (``window_rows`` in the batch says which text a
+window came from; the model keeps the maximum over a text's windows), so an abusive sentence
+cannot be hidden by benign padding before or after it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..config import ConfigError, from_dict
+from ..processing import PROCESSOR_CONFIG, Processor, register_processor
+from .augment import AugmentConfig, rewrite
+from .features import HashingNgramFeaturizer, NgramFeatureConfig
+from .normalize import NormalizerConfig, TextNormalizer
+from .pretrained import resolve_backbone
+
+TOKENIZER_FOLDER = "tokenizer"
+
+
+def check_text(value: Any) -> str | None:
+    """What makes a valid text input: a ``str`` (empty is fine)."""
+    return None if isinstance(value, str) else f"expected str, got {type(value).__name__}"
+
+
+class _TextProcessor(Processor):
+    """Normalisation and training-time augmentation shared by the text processors."""
+
+    modality = "text"
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.normalizer = TextNormalizer(config.normalizer)
+        self._rng = random.Random(0)
+
+    @property
+    def augments(self) -> bool:
+        return self.config.augment.probability > 0
+
+    def decode_value(self, text: str, labels: np.ndarray | None, rng: random.Random | None) -> str:
+        if self.training and self.augments:
+            benign = labels is not None and not np.any(labels)
+            text = rewrite(text, self.config.augment, rng or self._rng, benign=benign)
+        return self.normalizer(text)
+
+    def length(self, raw: Any) -> int | None:
+        value = self.value_of(raw)
+        return len(value) if isinstance(value, str) else 0
+
+
+# --------------------------------------------------------------------------------------------
+# text_ngram
+# --------------------------------------------------------------------------------------------
+@dataclass
+class NgramProcessorConfig:
+    normalizer: NormalizerConfig = field(default_factory=NormalizerConfig)
+    features: NgramFeatureConfig = field(default_factory=NgramFeatureConfig)
+    # A (normalised) text longer than the first size is scored in windows of every size, each
+    # overlapping the next by half, and the model keeps the maximum: the small windows find a
+    # short violation in a long text, the large ones keep context. []: one bag per text.
+    window_chars: list[int] = field(default_factory=lambda: [256, 128, 64])
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        sizes = self.window_chars
+        if any(size < 2 for size in sizes) or sizes != sorted(set(sizes), reverse=True):
+            raise ValueError(f"window_chars must be decreasing sizes >= 2 (or [] for none), got {sizes}")
+
+
+def char_windows(texts: Sequence[str], sizes: Sequence[int]) -> tuple[list[str], np.ndarray]:
+    """Every text as is when it fits the first size, else its windows of every size (stride
+    half a window); with the index of the text each window came from."""
+    windows: list[str] = []
+    rows: list[int] = []
+    for row, text in enumerate(texts):
+        if not sizes or len(text) <= sizes[0]:
+            pieces = [text]
+        else:
+            pieces = [text[start : start + size] for size in sizes
+                      for start in range(0, len(text) - size + size // 2, size // 2)]
+        windows += pieces
+        rows += [row] * len(pieces)
+    return windows, np.asarray(rows, dtype=np.int64)
+
+
+@register_processor("text_ngram")
+class NgramProcessor(_TextProcessor):
+    """Normalised text -> hashed n-gram ids per window (``EmbeddingBag`` input)."""
+
+    config_class = NgramProcessorConfig
+
+    def __init__(self, config: NgramProcessorConfig) -> None:
+        super().__init__(config)
+        self.featurizer = HashingNgramFeaturizer(config.features)
+
+    @property
+    def num_buckets(self) -> int:
+        return self.config.features.num_buckets
+
+    def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        windows, rows = char_windows(texts, self.config.window_chars)
+        ids, offsets = self.featurizer(windows)
+        return {"input_ids": torch.from_numpy(ids), "offsets": torch.from_numpy(offsets),
+                "window_rows": torch.from_numpy(rows)}
+
+
+# --------------------------------------------------------------------------------------------
+# text_tokenizer
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TokenizerProcessorConfig:
+    # Hub id or local directory of a transformers tokenizer (a recipe defaults it to the model's
+    # backbone); inside a checkpoint, the checkpoint's own tokenizer/ folder.
+    tokenizer: str | None = None
+    normalizer: NormalizerConfig = field(default_factory=lambda: NormalizerConfig(casefold=False))
+    # Tokens per window, special tokens included; longer texts are cut into windows that share
+    # ``stride`` tokens with the previous one (default: a quarter of max_length).
+    max_length: int = 128
+    stride: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.tokenizer is None:
+            raise ValueError("tokenizer (hub id or local directory) is required")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
+        if self.stride is None:
+            self.stride = self.max_length // 4
+        if not 0 <= self.stride < self.max_length // 2:
+            raise ValueError(f"stride must be in [0, max_length / 2), got {self.stride}")
+
+
+@register_processor("text_tokenizer")
+class TokenizerProcessor(_TextProcessor):
+    """Normalised text -> token ids and attention mask per window of ``max_length`` tokens."""
+
+    config_class = TokenizerProcessorConfig
+
+    def __init__(self, config: TokenizerProcessorConfig, local_files_only: bool = False) -> None:
+        from transformers import AutoTokenizer
+
+        super().__init__(config)
+        source = resolve_backbone(config.tokenizer)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"processor.tokenizer: cannot load a tokenizer from {config.tokenizer!r} ({err})") from None
+        if not self.tokenizer.is_fast:
+            raise ConfigError(f"processor.tokenizer: {config.tokenizer!r} has no fast tokenizer (tokenizer.json), "
+                              "which windows over long texts need")
+
+    def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.config.max_length, stride=self.config.stride,
+            return_overflowing_tokens=True, return_tensors="pt",
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                "window_rows": encoded["overflow_to_sample_mapping"].to(torch.int64)}
+
+    def to_config(self) -> dict[str, Any]:
+        # A saved processor reads its tokenizer from the checkpoint, never from the hub.
+        return {**super().to_config(), "tokenizer": TOKENIZER_FOLDER}
+
+    def save_assets(self, directory: Path) -> list[str]:
+        saved = self.tokenizer.save_pretrained(str(directory / TOKENIZER_FOLDER))
+        return sorted(str(Path(p).relative_to(directory)) for p in saved if Path(p).is_file())
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], directory: Path) -> TokenizerProcessor:
+        config = dict(config)
+        folder = (directory / str(config.get("tokenizer") or TOKENIZER_FOLDER)).resolve()
+        if directory.resolve() not in folder.parents:
+            raise ConfigError(f"{PROCESSOR_CONFIG}: tokenizer must be a folder inside the checkpoint, "
+                              f"got {config.get('tokenizer')!r}")
+        config["tokenizer"] = str(folder)
+        return cls(from_dict(TokenizerProcessorConfig, config, where=PROCESSOR_CONFIG), local_files_only=True)
