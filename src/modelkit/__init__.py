@@ -28,7 +28,7 @@ from .policy import Policy
 from .processing import Processor, create_processor, list_processors, register_modality, register_processor
 from .taxonomy import Category, Taxonomy
 from .training.recipe import RunConfig, load_run_config
-from .training.trainer import train
+from .training.api import train
 
 __all__ = [
     "Category",

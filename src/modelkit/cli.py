@@ -41,7 +41,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(format_cv(summary))
         print(f"cross-validation: {Path(summary['per_fold'][0]['checkpoint']).parent / 'cv_metrics.json'}")
         return 0
-    from .training.trainer import train
+    from .training.api import train
 
     output = train(args.config, overrides=args.set, data_root=args.data_root, resume=args.resume)
     print(f"checkpoint: {output}")

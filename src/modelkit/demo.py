@@ -8,7 +8,7 @@ from pathlib import Path
 from .classifier import load
 from .data.synthetic import write_synthetic_splits
 from .evaluation.evaluate import evaluate, summary_text
-from .training.trainer import train
+from .training.api import train
 
 EXAMPLES = ["你这个傻逼，滚", "今天天气不错，去公园走走", "pirated movie torrent, please share", "大师开光转运符，保平安"]
 

@@ -35,7 +35,7 @@ from ..data.records import DataError, column, load_table
 from ..processing import check_input
 from ..taxonomy import Taxonomy
 from ..training.recipe import TrainConfig
-from ..training.trainer import train
+from ..training.api import train
 from .normalize import NormalizerConfig, TextNormalizer
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..checkpoint import write_json
 from ..config import ConfigError
 from .recipe import RunConfig, load_run_config
-from .trainer import train
+from .api import train
 
 HEADLINE = ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "macro_roc_auc")
 

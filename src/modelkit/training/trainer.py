@@ -35,7 +35,7 @@ from ..taxonomy import Taxonomy
 from .loaders import build_loader
 from .losses import build_loss
 from .optim import build_optimizer
-from .recipe import RunConfig, TrainConfig, dump_run_config, load_run_config
+from .recipe import RunConfig, TrainConfig, dump_run_config
 from .state import TrainState, check_resumable, fingerprint, read_state, restore_last, save_last
 
 logger = logging.getLogger(__name__)
@@ -321,15 +321,3 @@ class Trainer:
         else:
             thresholds = np.full(len(self.taxonomy), 0.5)
         return {**compute_metrics(y_dev, s_dev, thresholds, self.taxonomy.ids), "loss": loss}, thresholds
-
-
-def train(config: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None,
-          data_root: str | Path | None = None, resume: bool = False) -> Path:
-    """Train from a recipe (path, mapping or :class:`RunConfig`); return the checkpoint directory."""
-    if not isinstance(config, RunConfig):
-        config = load_run_config(config, overrides, data_root)
-    if config.ensemble is not None:
-        from .ensemble import train_ensemble
-
-        return train_ensemble(config, resume=resume)
-    return Trainer(config, resume=resume).fit()
