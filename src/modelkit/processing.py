@@ -109,7 +109,7 @@ class Processor:
         self.training = mode
         return self
 
-    def eval(self) -> Processor:
+    def eval(self) -> Processor:  # safe: the mode switch (as in torch), not Python's eval
         return self.train(False)
 
     def in_mode(self, training: bool) -> Processor:
