@@ -25,7 +25,7 @@ from .evaluation.evaluate import evaluate
 from .evaluation.report import EvaluationError, ScoredData, build_report, write_report
 from .models import ModerationModel, create_model, list_models, register_model
 from .policy import Policy
-from .processing import Processor, create_processor, list_processors, register_modality, register_processor
+from .processing import InputError, Processor, create_processor, list_processors, register_modality, register_processor
 from .taxonomy import Category, Taxonomy
 from .training.recipe import RunConfig, load_run_config
 from .training.api import train
@@ -37,6 +37,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EvaluationError",
+    "InputError",
     "ModerationModel",
     "Policy",
     "Prediction",

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .inference.runner import Precision, Runner
+from .inference.runner import Backend, OnError, Precision, Runner
 from .models.base import ModerationModel
 from .policy import Policy
 from .processing import Processor
@@ -24,17 +24,26 @@ from .taxonomy import Taxonomy
 
 @dataclass
 class Prediction:
-    """Scores for one input. ``labels`` are the categories whose score reached its threshold."""
+    """Scores for one input. ``labels`` are the categories whose score reached its threshold;
+    ``evidence`` is what the model saw beside the scores (the text it read in a picture), and
+    ``error`` says why an input could not be scored (then there are no scores)."""
 
     scores: dict[str, float]
     labels: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] | None = None
+    error: str | None = None
 
     @property
     def flagged(self) -> bool:
         return bool(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scores": self.scores, "labels": self.labels}
+        if self.error is not None:
+            return {"error": self.error}
+        record: dict[str, Any] = {"scores": self.scores, "labels": self.labels}
+        if self.evidence is not None:
+            record["evidence"] = self.evidence
+        return record
 
 
 class Classifier:
@@ -55,6 +64,7 @@ class Classifier:
         extra: dict[str, Any] | None = None,
         calibration: dict[str, Any] | None = None,
         precision: Precision = "auto",
+        backend: Backend = "auto",
     ) -> None:
         if model.num_labels != len(policy.taxonomy):
             raise ValueError(f"model scores {model.num_labels} categories, the policy has {len(policy.taxonomy)}")
@@ -64,14 +74,14 @@ class Classifier:
         self.metrics = metrics or {}
         self.extra = extra or {}
         self.calibration = calibration or {}
-        self.runner = Runner(self.model, self.processor, device, precision)
+        self.runner = Runner(self.model, self.processor, device, precision, backend)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device | None = None,
-             precision: Precision = "auto") -> Classifier:
+             precision: Precision = "auto", backend: Backend = "auto") -> Classifier:
         ckpt = load_checkpoint(directory)
         return cls(ckpt.model, ckpt.processor, ckpt.policy, device, ckpt.metrics, ckpt.extra, ckpt.calibration,
-                   precision)
+                   precision, backend)
 
     def save(self, directory: str | Path) -> Path:
         return save_checkpoint(directory, Checkpoint(self.model, self.processor, self.policy, self.metrics,
@@ -97,28 +107,37 @@ class Classifier:
     def threshold_vector(self) -> np.ndarray:
         return self.policy.threshold_vector
 
-    def predict_logits(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def predict_logits(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False,
+                       num_workers: int = 0) -> np.ndarray:
         """Raw logits before calibration, shape ``[len(inputs), n_categories]``."""
-        return self.runner.logits(inputs, batch_size=batch_size, progress=progress)
+        return self.runner.run(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress).logits
 
-    def predict_proba(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def predict_proba(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False,
+                      num_workers: int = 0) -> np.ndarray:
         """Calibrated sigmoid scores, shape ``[len(inputs), n_categories]``, columns in taxonomy order."""
-        return self.policy.scores(self.predict_logits(inputs, batch_size=batch_size, progress=progress))
+        return self.policy.scores(self.predict_logits(inputs, batch_size, progress, num_workers))
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Boolean label matrix: score >= the category's threshold."""
         return self.policy.decide(scores)
 
-    def predict(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> list[Prediction]:
-        scores = self.predict_proba(inputs, batch_size=batch_size, progress=progress)
+    def predict(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False, num_workers: int = 0,
+                on_error: OnError = "raise") -> list[Prediction]:
+        """One :class:`Prediction` per input. ``num_workers`` decode inputs in worker processes
+        (images); ``on_error="record"`` turns an input that cannot be read into a Prediction with
+        ``error`` set instead of raising."""
+        result = self.runner.run(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress,
+                                 on_error=on_error)
+        scores = self.policy.scores(result.logits)
         hits = self.decide(scores)
         ids = self.categories
         return [
-            Prediction(
+            Prediction(scores={}, error=error) if error is not None else Prediction(
                 scores={c: float(s) for c, s in zip(ids, row)},
                 labels=[c for c, hit in zip(ids, row_hits) if hit],
+                evidence=evidence,
             )
-            for row, row_hits in zip(scores, hits)
+            for row, row_hits, error, evidence in zip(scores, hits, result.errors, result.evidence)
         ]
 
     def __repr__(self) -> str:
@@ -126,6 +145,10 @@ class Classifier:
                 f"categories={self.categories}, device={self.device})")
 
 
-def load(directory: str | Path, device: str | torch.device | None = None, precision: Precision = "auto") -> Classifier:
-    """Load a checkpoint directory as a :class:`Classifier` (safetensors + JSON, no pickle)."""
-    return Classifier.load(directory, device, precision)
+def load(directory: str | Path, device: str | torch.device | None = None, precision: Precision = "auto",
+         backend: Backend = "auto") -> Classifier:
+    """Load a checkpoint directory as a :class:`Classifier` (safetensors + JSON, no pickle).
+
+    ``backend="auto"`` runs image CNNs in ONNX Runtime on a CPU (several times faster) and
+    everything else in PyTorch; ``"torch"`` or ``"onnx"`` force one."""
+    return Classifier.load(directory, device, precision, backend)

@@ -19,6 +19,7 @@ from .config import ConfigError
 from .data.records import DataError
 from .evaluation.report import EvaluationError
 from .plugins import load_plugins
+from .processing import InputError
 
 logger = logging.getLogger("modelkit")
 # name -> (help, add_arguments(parser), run(args) -> exit code), from modality packages.
@@ -56,7 +57,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(
         args.checkpoint, args.data, output_dir=output_dir, slice_by=args.slice_by, batch_size=args.batch_size,
         progress=True, bootstrap_resamples=args.bootstrap, errors_per_category=args.errors,
-        input_field=args.input_field, label_field=args.label_field,
+        input_field=args.input_field, label_field=args.label_field, num_workers=args.num_workers,
     )
     print(summary_text(report))
     print(f"report: {output_dir / 'report.html'} (+ report.json, report.md, predictions.jsonl) "
@@ -111,14 +112,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     inputs = records.inputs
     valid = [row for row, problem in enumerate(problems) if problem is None]
     started = time.perf_counter()
-    predictions = iter(classifier.predict([inputs[row] for row in valid], batch_size=args.batch_size, progress=True))
+    predictions = iter(classifier.predict([inputs[row] for row in valid], batch_size=args.batch_size, progress=True,
+                                          num_workers=args.num_workers, on_error="record"))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    errors = 0
     with open(args.output, "w", encoding="utf-8") as handle:
         for row_id, problem in zip(records.ids, problems):
-            record = {"id": row_id, **next(predictions).to_dict()} if problem is None else {"id": row_id, "error": problem}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            record = next(predictions).to_dict() if problem is None else {"error": problem}
+            errors += "error" in record
+            handle.write(json.dumps({"id": row_id, **record}, ensure_ascii=False) + "\n")
     seconds = time.perf_counter() - started
-    print(f"predictions: {args.output} ({len(records)} rows, {len(records) - len(valid)} errors, "
+    print(f"predictions: {args.output} ({len(records)} rows, {errors} errors, "
           f"{len(valid) / max(seconds, 1e-9):.0f} items/s)")
     return 0
 
@@ -140,14 +144,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _objective(text: str):
@@ -187,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-field", help="input column (default: as in training)")
     p.add_argument("--label-field", help="label column (default: as in training)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--num-workers", type=_non_negative_int, default=0, metavar="N",
+                   help="processes that decode inputs (pictures) beside the model (default 0: in the main process)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = commands.add_parser("calibrate", help="fit thresholds (and temperatures) on a dev set into a checkpoint")
@@ -218,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-field", help="id column (default: as in training; row index if absent)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default auto: the accelerator when there is one)")
+    p.add_argument("--num-workers", type=_non_negative_int, default=0, metavar="N",
+                   help="processes that decode inputs (pictures) beside the model (default 0: in the main process)")
     p.set_defaults(func=_cmd_predict)
 
     p = commands.add_parser("convert", help="rewrite a checkpoint of an older modelkit in the current format")
@@ -245,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, EvaluationError, FileNotFoundError) as err:
+    except (ConfigError, DataError, InputError, CheckpointError, EvaluationError, FileNotFoundError) as err:
         print(f"modelkit {args.command}: error: {err}", file=sys.stderr)
         return 2
 

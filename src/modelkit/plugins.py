@@ -52,7 +52,7 @@ class Registry(Generic[T]):
 
     def add(self, name: str, entry: T) -> T:
         registered = self._entries.get(name)
-        if registered is not None and registered is not entry:
+        if registered is not None and registered != entry:  # re-registering the same entry is fine
             raise ValueError(f"{self.what} name {name!r} is already registered to {registered!r}")
         self._entries[name] = entry
         return entry

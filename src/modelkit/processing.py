@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
@@ -30,15 +31,41 @@ from .plugins import Registry
 
 PROCESSOR_CONFIG = "processor_config.json"
 
-# modality -> check(value): None for a valid input value, else what is wrong with it.
-_MODALITIES: Registry[Callable[[Any], str | None]] = Registry("modality", "data.inputs")
+
+@dataclass(frozen=True)
+class Modality:
+    """How the core treats one kind of input without knowing what it is.
+
+    ``check(value)`` says what is wrong with a value (None: valid) without reading it.
+    ``files``: string values are paths of files, relative to the table that lists them (a
+    manifest), so records resolve them and refuse those that escape the table's folder.
+    ``preview(value)`` gives what a report shows for an input: ``{"text": ...}`` and/or
+    ``{"thumbnail": "data:image/...;base64,..."}``.
+    """
+
+    name: str
+    check: Callable[[Any], str | None]
+    files: bool = False
+    preview: Callable[[Any], dict[str, str]] | None = None
+
+
+class InputError(ValueError):
+    """One input cannot be decoded (a corrupt or missing file); the message names it."""
+
+
+_MODALITIES: Registry[Modality] = Registry("modality", "data.inputs")
 _PROCESSORS: Registry[type[Processor]] = Registry("processor", "processor.name")
 P = TypeVar("P", bound="type[Processor]")
 
 
-def register_modality(name: str, check: Callable[[Any], str | None]) -> None:
-    """Declare a modality (a kind of record field, such as ``text``) and how to validate a value."""
-    _MODALITIES.add(name, check)
+def register_modality(name: str, check: Callable[[Any], str | None], files: bool = False,
+                      preview: Callable[[Any], dict[str, str]] | None = None) -> None:
+    """Declare a modality (a kind of record field, such as ``text``): see :class:`Modality`."""
+    _MODALITIES.add(name, Modality(name, check, files, preview))
+
+
+def get_modality(name: str) -> Modality:
+    return _MODALITIES.get(name)
 
 
 def list_modalities() -> list[str]:
@@ -51,7 +78,13 @@ def check_input(modality: str, value: Any) -> str | None:
     The one place that decides what a valid input is: records, the CLI, the bootstrap and the
     processors all ask here.
     """
-    return _MODALITIES.get(modality)(value)
+    return _MODALITIES.get(modality).check(value)
+
+
+def input_preview(modality: str, value: Any) -> dict[str, str]:
+    """What a report shows for one input (the value itself as text, unless the modality says)."""
+    preview = _MODALITIES.get(modality).preview
+    return preview(value) if preview is not None else {"text": str(value)}
 
 
 def check_inputs(modality: str, values: Sequence[Any]) -> list[Any]:
@@ -125,11 +158,15 @@ class Processor:
 
     # -- the two stages -------------------------------------------------------------------
     def value_of(self, raw: Any) -> Any:
-        """The value of this processor's modality: a record's field, or the bare value."""
+        """The value of this processor's modality: a record's field, or the bare value (which may be
+        a mapping itself, such as a ``datasets`` Image value ``{"bytes", "path"}``)."""
         if isinstance(raw, Mapping):
-            if self.modality not in raw:
-                raise TypeError(f"record has no {self.modality!r} input (fields: {', '.join(map(str, raw))})")
-            return raw[self.modality]
+            if self.modality in raw:
+                return raw[self.modality]
+            problem = check_input(self.modality, raw)
+            if problem is not None:
+                raise TypeError(f"record has no {self.modality!r} input (fields: {', '.join(map(str, raw))}) "
+                                f"and is not one itself ({problem})")
         return raw
 
     def decode(self, raw: Any, labels: np.ndarray | None = None, rng: random.Random | None = None) -> Any:
@@ -151,6 +188,10 @@ class Processor:
 
     def __call__(self, raws: Sequence[Any]) -> dict[str, torch.Tensor]:
         return self.collate([self.decode(raw) for raw in raws])
+
+    def evidence(self, item: Any) -> dict[str, Any] | None:
+        """What a decoded item shows a reviewer beside its scores (text read from a picture), or None."""
+        return None
 
     def length(self, raw: Any) -> int | None:
         """Cost of one raw input for batching inputs of similar size together; None: no notion."""

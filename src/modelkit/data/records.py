@@ -7,6 +7,12 @@ A row has one input field per modality (``data.inputs: {text: title, image: cove
 * one 0/1 column per category (``label_columns``), or
 * the dataset's own values mapped to category ids by ``label_map`` (``{1: [abuse], 0: []}``).
 A value that is neither a category nor in the map is an error naming file, row and value.
+
+Inputs of a modality that reads files (images, videos) are paths relative to the table that
+lists them; a path that leads out of the table's folder is refused. Such data can also be a
+folder tree (one sub-folder per category, plus ``clean/``), a ``datasets`` Image column, or
+an IDX file pair (``*-images-idx3-ubyte.gz`` beside ``*-labels-idx1-ubyte.gz``, as MNIST and
+Fashion-MNIST ship).
 CSV cells are read as text, exactly as written (``007`` stays ``007``, ``NA`` stays ``NA``),
 unless ``data.column_types`` converts a column.
 """
@@ -16,16 +22,18 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ..processing import check_input
+from ..processing import check_input, get_modality
 from ..taxonomy import Taxonomy
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+CLEAN_FOLDER = "clean"
+IDX_IMAGES, IDX_LABELS = "-images-idx3-ubyte", "-labels-idx1-ubyte"
 _CONVERTERS = {"int": int, "float": float, "bool": lambda v: {"true": True, "false": False, "1": True, "0": False}[v.lower()]}
 
 
@@ -57,6 +65,12 @@ class DataConfig:
     # Seed of the dev split and of the folds; unset, train.seed decides. Ensemble members get
     # the ensemble's value, so members with their own training seeds still share every split.
     split_seed: int | None = None
+    # Few-shot training: keep this many seeded rows of each label set of the train file (rows
+    # with no category count as one set) before dev is split off from them.
+    per_class: int | None = None
+    # Training data whose files are missing or cannot be decoded: an error naming the file
+    # (false), or a warning, and the rows left out with their count in the run log (true).
+    skip_bad_files: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dev_fraction < 1.0:
@@ -69,6 +83,8 @@ class DataConfig:
             raise ValueError("data.input_field is the shorthand for data.inputs: {text: FIELD}; set one of them")
         if self.inputs is not None and not self.inputs:
             raise ValueError("data.inputs: name at least one field, e.g. {text: text}")
+        if self.per_class is not None and self.per_class < 1:
+            raise ValueError(f"data.per_class must be >= 1 (or unset for all rows), got {self.per_class}")
 
     @property
     def input_columns(self) -> dict[str, str]:
@@ -110,13 +126,19 @@ def _read_csv(path: Path, column_types: dict[str, str] | None):
     return table
 
 
-def load_table(source: Any, format: str | None = None, column_types: dict[str, str] | None = None):
-    """Load a jsonl/csv/parquet file (or pass through a ``datasets.Dataset``)."""
+def load_table(source: Any, format: str | None = None, column_types: dict[str, str] | None = None,
+               file_field: str | None = None):
+    """Load a jsonl/csv/parquet file, an IDX image file, or a folder tree (``file_field`` names
+    its column of file paths); a ``datasets.Dataset`` passes through."""
     import datasets
 
     if isinstance(source, datasets.Dataset):
         return source
     path = Path(source)
+    if path.is_dir():
+        return _read_folder_tree(path, file_field)
+    if IDX_IMAGES in path.name:
+        return _read_idx_pair(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     builder = format or FORMATS.get(path.suffix.lower())
@@ -140,6 +162,72 @@ def load_table(source: Any, format: str | None = None, column_types: dict[str, s
     if len(table) == 0:
         raise DataError(f"{path}: no rows")
     return table
+
+
+def _read_folder_tree(root: Path, file_field: str | None):
+    """One row per file of ``root/<category>/``; ``clean/`` holds files with no category."""
+    import datasets
+
+    if file_field is None:
+        raise DataError(f"{root}: a folder is read as one sub-folder per category of files, which needs a model "
+                        "that reads files (images, videos); for text give a jsonl, csv or parquet file")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    ids, files, labels = [], [], []
+    for folder in folders:
+        for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            ids.append(file.relative_to(root).as_posix())
+            files.append(str(file))
+            labels.append([] if folder.name == CLEAN_FOLDER else [folder.name])
+    if not files:
+        raise DataError(f"{root}: no files in category sub-folders (expected {root}/<category>/<file> and "
+                        f"{root}/{CLEAN_FOLDER}/<file>)")
+    return datasets.Dataset.from_dict({"id": ids, file_field: files, "labels": labels})
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX array (the MNIST format: big-endian header, then the values), gzipped or not."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read ({err})") from None
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in dtypes:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    rank = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
+    dtype = np.dtype(dtypes[data[2]])
+    body = data[4 + 4 * rank :]
+    if len(body) != int(np.prod(shape)) * dtype.itemsize:
+        raise DataError(f"{path}: {len(body)} bytes of values for shape {shape}; the file is truncated")
+    return np.frombuffer(body, dtype=dtype).reshape(shape)
+
+
+def _read_idx_pair(images_path: Path):
+    """Images of an IDX file as PNG-encoded rows (``image``), with ``label`` from its label file."""
+    import io
+
+    import datasets
+    from PIL import Image
+
+    labels_path = images_path.with_name(images_path.name.replace(IDX_IMAGES, IDX_LABELS))
+    if not labels_path.is_file():
+        raise DataError(f"{images_path}: no label file {labels_path.name} beside it")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or len(images) != len(labels):
+        raise DataError(f"{images_path}: {images.shape} images do not match {labels.shape} labels in {labels_path.name}")
+    encoded = []
+    for pixels in images:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+        encoded.append({"bytes": buffer.getvalue(), "path": None})
+    features = datasets.Features({"id": datasets.Value("int64"), "image": datasets.Image(decode=False),
+                                  "label": datasets.Value("int64")})
+    return datasets.Dataset.from_dict({"id": list(range(len(labels))), "image": encoded,
+                                       "label": labels.astype(np.int64).tolist()}, features=features)
 
 
 def _find_bad_json_line(path: Path) -> None:
@@ -177,6 +265,10 @@ class Records:
     ids: list[Any]
     table: Any
     source: str
+    # row -> why its input cannot be used (a path leading out of the manifest's folder).
+    problems: dict[int, str] = field(default_factory=dict)
+    # What was left out under data.skip_bad_files: "<where>: <why>" per row.
+    skipped: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -190,11 +282,28 @@ class Records:
 
     def problem(self, row: int) -> str | None:
         """Why row ``row`` cannot be scored (its first invalid input), or None."""
+        if row in self.problems:
+            return self.problems[row]
         for modality, values in self.columns.items():
             problem = check_input(modality, values[row])
             if problem is not None:
                 return f"{modality} input: {problem}"
         return None
+
+
+def _resolve_paths(values: list[Any], base: Path | None, problems: dict[int, str], modality: str) -> list[Any]:
+    """File inputs as absolute paths inside ``base`` (the manifest's folder); others unchanged."""
+    if base is None:
+        return values
+    resolved = []
+    for row, value in enumerate(values):
+        if isinstance(value, str) and value:
+            path = (base / value).resolve()
+            if base not in path.parents:
+                problems.setdefault(row, f"{modality} input: path {value!r} leads out of the manifest's folder {base}")
+            value = str(path)
+        resolved.append(value)
+    return resolved
 
 
 class LabelEncoder:
@@ -294,33 +403,78 @@ def read_records(
     With ``require_labels`` (training and evaluation) every input must be valid; otherwise
     (inference) invalid rows are kept, and :meth:`Records.problem` says what is wrong with each.
     """
-    table = load_table(source, config.format, config.column_types)
+    file_fields = [f for m, f in config.input_columns.items() if get_modality(m).files]
+    table = load_table(source, config.format, config.column_types, file_field=file_fields[0] if file_fields else None)
     name = str(source) if not hasattr(source, "column_names") else "<dataset>"
+    table = _undecoded_images(table, file_fields)
     setting = "data.inputs" if config.inputs else "data.input_field"
     columns = {modality: column(table, field, name, setting) for modality, field in config.input_columns.items()}
+    base = Path(source).resolve() if isinstance(source, (str, Path)) else None
+    base = base if base is None or base.is_dir() else base.parent
+    problems: dict[int, str] = {}
+    for modality in columns:
+        if get_modality(modality).files:
+            columns[modality] = _resolve_paths(list(columns[modality]), base, problems, modality)
     labels = None
     if taxonomy is not None:
         encoder = LabelEncoder(taxonomy, config)
         if require_labels or encoder.has_labels(table):
             labels = encoder.encode(table, name)
     ids = table[config.id_field] if config.id_field and config.id_field in table.column_names else list(range(len(table)))
-    records = Records({m: list(v) for m, v in columns.items()}, labels, list(ids), table, name)
-    if require_labels:
+    records = Records({m: list(v) for m, v in columns.items()}, labels, list(ids), table, name, problems)
+    if not require_labels:
+        return records
+    def why(row: int) -> str | None:
+        if row in problems:
+            return problems[row]
         for modality, values in records.columns.items():
-            for row, value in enumerate(values):
-                problem = check_input(modality, value)
-                if problem is not None:
-                    field = config.input_columns[modality]
-                    raise DataError(f"{name}, {_row_name(table, row, config.id_field)}: field {field!r} "
-                                    f"({modality} input): {problem}")
-    return records
+            problem = check_input(modality, values[row])
+            if problem is not None:
+                return f"field {config.input_columns[modality]!r} ({modality} input): {problem}"
+        return None
+
+    bad = [(row, problem) for row in range(len(records)) if (problem := why(row)) is not None]
+    if not bad:
+        return records
+    messages = [f"{name}, {_row_name(table, row, config.id_field)}: {problem}" for row, problem in bad]
+    if not config.skip_bad_files:
+        raise DataError(f"{messages[0]}" + (f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else "")
+                        + ("; in a recipe, data.skip_bad_files: true leaves such rows out" if file_fields else ""))
+    keep = sorted(set(range(len(records))) - {row for row, _ in bad})
+    if not keep:
+        raise DataError(f"{name}: every row has a bad input ({messages[0]})")
+    kept = take_rows(records, keep)
+    kept.source, kept.skipped = name, messages
+    return kept
+
+
+def _undecoded_images(table, fields: list[str]):
+    """A ``datasets`` Image column as {bytes, path} dicts: decoding waits for the processor."""
+    import datasets
+
+    for name in fields:
+        feature = table.features.get(name) if name in table.column_names else None
+        if isinstance(feature, datasets.Image) and feature.decode:
+            table = table.cast_column(name, datasets.Image(decode=False))
+    return table
+
+
+def sample_per_class(records: Records, per_class: int, seed: int) -> Records:
+    """``per_class`` seeded rows of each label set (all of a set that has fewer)."""
+    assert records.labels is not None
+    rng = np.random.default_rng(seed)
+    groups: dict[bytes, list[int]] = {}
+    for row, labels in enumerate(records.labels):
+        groups.setdefault(labels.astype(bool).tobytes(), []).append(row)
+    chosen = [row for rows in groups.values() for row in rng.permutation(rows)[:per_class]]
+    return take_rows(records, sorted(chosen))
 
 
 def split_records(records: Records, fraction: float, seed: int) -> tuple[Records, Records]:
     """Random train/dev split of ``records`` (used when a recipe has no dev file)."""
     order = np.random.default_rng(seed).permutation(len(records))
     cut = max(1, int(round(len(records) * fraction)))
-    return _take(records, np.sort(order[cut:])), _take(records, np.sort(order[:cut]))
+    return take_rows(records, np.sort(order[cut:])), take_rows(records, np.sort(order[:cut]))
 
 
 def fold_records(records: Records, folds: int, fold: int, seed: int) -> tuple[Records, Records]:
@@ -328,15 +482,19 @@ def fold_records(records: Records, folds: int, fold: int, seed: int) -> tuple[Re
     parts = np.array_split(np.random.default_rng(seed).permutation(len(records)), folds)
     held_out = np.sort(parts[fold])
     rest = np.sort(np.concatenate([p for i, p in enumerate(parts) if i != fold]))
-    return _take(records, rest), _take(records, held_out)
+    return take_rows(records, rest), take_rows(records, held_out)
 
 
-def _take(records: Records, index: Sequence[int]) -> Records:
+def take_rows(records: Records, index: Sequence[int]) -> Records:
+    """The rows ``index`` of ``records``, in that order."""
     index = list(map(int, index))
+    position = {row: i for i, row in enumerate(index)}
     return Records(
         {m: [values[i] for i in index] for m, values in records.columns.items()},
         None if records.labels is None else records.labels[index],
         [records.ids[i] for i in index],
         records.table.select(index),
         f"{records.source}[split]",
+        {position[row]: problem for row, problem in records.problems.items() if row in position},
+        list(records.skipped),
     )

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 from ..classifier import Classifier
 from ..config import from_dict
 from ..data.records import DataConfig, read_records
+from ..processing import input_preview
 from .metrics import format_metrics
 from .report import EvaluationError, ScoredData, build_report, write_report
 
@@ -34,12 +35,14 @@ def evaluate(
     progress: bool = False,
     bootstrap_resamples: int = 1000,
     errors_per_category: int = 10,
+    num_workers: int = 0,
     **data_overrides: Any,
 ) -> dict[str, Any]:
     """The evaluation report of ``checkpoint`` on labelled ``data`` (a file or ``datasets.Dataset``).
 
     Field names and label mapping default to those the checkpoint was trained with;
-    ``input_field=...``, ``label_field=...`` etc. override them. ``slice_by`` names columns of
+    ``input_field=...``, ``label_field=...`` etc. override them. ``num_workers`` processes decode
+    inputs (pictures) beside the model. ``slice_by`` names columns of
     the data to break every metric down by. With ``output_dir`` the report is also written
     there (``report.json``, ``report.md``, ``report.html``, plots, ``predictions.jsonl``).
     """
@@ -51,10 +54,12 @@ def evaluate(
         raise EvaluationError(
             f"{records.source}: cannot slice by {missing[0]!r}; columns: {', '.join(records.table.column_names)}"
         )
-    scores = classifier.predict_proba(records.inputs, batch_size=batch_size, progress=progress)
+    scores = classifier.predict_proba(records.inputs, batch_size=batch_size, progress=progress, num_workers=num_workers)
+    modality = next(iter(records.columns))
     scored = ScoredData.build(
         records.labels, scores, classifier.categories, ids=records.ids, inputs=records.inputs,
         fields={name: records.table[name] for name in slice_by},
+        preview=(lambda value: input_preview(modality, value)) if len(records.columns) == 1 else None,
     )
     header = {
         "data": records.source,

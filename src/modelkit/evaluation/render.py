@@ -9,11 +9,33 @@ from __future__ import annotations
 
 import base64
 import html
+import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from .report import OPERATING_POINTS, plot_name
 
 Block = tuple
+# Only inline JPEG/PNG data written by modelkit's previews is shown as a picture.
+_THUMBNAIL = re.compile(r"data:image/(jpeg|png);base64,[A-Za-z0-9+/=]+")
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A table cell showing a small picture (HTML) or its caption (Markdown)."""
+
+    uri: str
+    caption: str
+
+    def __str__(self) -> str:
+        return self.caption
+
+
+def _html_cell(cell: Any) -> str:
+    if isinstance(cell, Thumbnail) and _THUMBNAIL.fullmatch(cell.uri):
+        caption = html.escape(cell.caption)
+        return f'<img class="thumb" src="{cell.uri}" alt="{caption}" title="{caption}"><br>{caption}'
+    return html.escape(str(cell))
 
 
 def number(value: float | None, digits: int = 3) -> str:
@@ -111,7 +133,8 @@ def _category_blocks(name: str, m: dict[str, Any]) -> list[Block]:
         blocks.append(("heading", 4, f"{title} ({len(examples)})"))
         if examples:
             blocks.append(("table", ["id", "score", "true labels", "input"], [
-                [str(e["id"]), number(e["score"]), ", ".join(e["labels"]) or "none", e["input"]] for e in examples
+                [str(e["id"]), number(e["score"]), ", ".join(e["labels"]) or "none",
+                 Thumbnail(e["thumbnail"], e["input"]) if e.get("thumbnail") else e["input"]] for e in examples
             ]))
     return blocks
 
@@ -174,7 +197,7 @@ table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;max-width:700px;
 overflow-wrap:anywhere}
 th{background:#f2f2f2} tr:nth-child(even) td{background:#fafafa}
-img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
+img{max-width:100%;border:1px solid #eee;margin:0.5em 0} img.thumb{max-width:96px;max-height:96px;margin:0}
 h2{border-bottom:2px solid #444;padding-bottom:4px;margin-top:2em} h3{margin-top:1.5em}
 """
 
@@ -200,7 +223,7 @@ def _render_html(blocks: Iterable[Block], images: Mapping[str, bytes], title: st
         elif kind == "table":
             headers, rows = block[1], block[2]
             head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
-            body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+            body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif kind == "image" and block[1] in images:
             data = base64.b64encode(images[block[1]]).decode("ascii")

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.calibration import calibration_curve
@@ -42,7 +42,8 @@ class ScoredData:
     """Labels and scores of ``n`` rows over ``categories``, with what identifies each row.
 
     ``inputs`` is what a reader sees in error examples (text, or an image/video path);
-    ``fields`` holds other columns of the rows, for slicing.
+    ``preview(input)`` turns one into ``{"text": ..., "thumbnail": "data:image/..."}`` (only the
+    examples shown are previewed); ``fields`` holds other columns of the rows, for slicing.
     """
 
     categories: list[str]
@@ -51,6 +52,7 @@ class ScoredData:
     ids: list[Any]
     inputs: list[Any]
     fields: dict[str, list[Any]] = field(default_factory=dict)
+    preview: Callable[[Any], dict[str, str]] | None = None
 
     @classmethod
     def build(
@@ -61,6 +63,7 @@ class ScoredData:
         ids: Sequence[Any] | None = None,
         inputs: Sequence[Any] | None = None,
         fields: Mapping[str, Sequence[Any]] | None = None,
+        preview: Callable[[Any], dict[str, str]] | None = None,
     ) -> ScoredData:
         """Validate and normalise. ``labels`` is a 0/1 matrix or per-row lists of category ids;
         ``scores`` a matrix (columns in ``categories`` order) or per-row ``{category: score}``."""
@@ -86,7 +89,7 @@ class ScoredData:
         for name, values in [("ids", ids), ("inputs", inputs), *((f"field {k!r}", v) for k, v in columns.items())]:
             if len(values) != n:
                 raise EvaluationError(f"{name} has {len(values)} rows but labels have {n}")
-        return cls(categories, label_matrix, score_matrix, ids, inputs, columns)
+        return cls(categories, label_matrix, score_matrix, ids, inputs, columns, preview)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -172,13 +175,17 @@ def _errors(data: ScoredData, j: int, threshold: float, count: int) -> dict[str,
     false_neg = false_neg[np.argsort(scores[false_neg], kind="stable")][:count]
 
     def example(row: int) -> dict[str, Any]:
-        text = str(data.inputs[row])
-        return {
+        preview = data.preview(data.inputs[row]) if data.preview else {"text": str(data.inputs[row])}
+        text = preview.get("text", "")
+        shown = {
             "id": _jsonable(data.ids[row]),
             "input": text if len(text) <= MAX_INPUT_CHARS else text[:MAX_INPUT_CHARS] + "…",
             "score": float(scores[row]),
             "labels": [c for c, hit in zip(data.categories, data.labels[row]) if hit],
         }
+        if "thumbnail" in preview:
+            shown["thumbnail"] = preview["thumbnail"]
+        return shown
 
     return {"false_positives": [example(r) for r in false_pos], "false_negatives": [example(r) for r in false_neg]}
 

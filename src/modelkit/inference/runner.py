@@ -7,15 +7,18 @@ torch sees one, else the CPU.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
 from ..models.base import ModerationModel
-from ..processing import Processor, check_inputs
+from ..processing import InputError, Processor, check_inputs
+from .onnx import OnnxSession, exported_session, onnxruntime_available
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -53,22 +56,67 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
     return chosen
 
 
+Backend = Literal["auto", "torch", "onnx"]
+OnError = Literal["raise", "record"]
+
+
+@dataclass
+class RunResult:
+    """Per-input logits (NaN rows where decoding failed), the failure messages, and evidence."""
+
+    logits: np.ndarray
+    errors: list[str | None]
+    evidence: list[dict[str, Any] | None]
+
+
+class _Decoded(Dataset):
+    """Decodes inputs in DataLoader workers; a bad one becomes its error message, not a crash."""
+
+    def __init__(self, values: list[Any], processor: Processor) -> None:
+        self.values, self.processor = values, processor
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
+        try:
+            return index, self.processor.decode(self.values[index]), None
+        except (InputError, TypeError) as err:
+            return index, None, str(err)
+
+
 class Runner:
     """Scores raw inputs with a model and its processor, in batches, on one device.
 
     Inputs are batched by size when the processor knows one (text length), so padded models
-    waste little compute; results come back in input order. ``precision="auto"`` runs bf16
-    autocast on CUDA and full precision elsewhere.
+    waste little compute; results come back in input order. ``num_workers`` decode in
+    DataLoader worker processes (images). ``precision="auto"`` runs bf16 autocast on CUDA and
+    full precision elsewhere. ``backend="auto"`` runs models that say they are faster that way
+    (convolutional image models) in ONNX Runtime on the CPU, everything else in PyTorch.
     """
 
     def __init__(self, model: ModerationModel, processor: Processor, device: str | torch.device | None = None,
-                 precision: Precision = "auto") -> None:
+                 precision: Precision = "auto", backend: Backend = "auto") -> None:
         if precision not in ("auto", "fp32", *_AUTOCAST):
             raise ConfigError(f"precision {precision!r}: expected auto, fp32, bf16 or fp16")
+        if backend not in ("auto", "torch", "onnx"):
+            raise ConfigError(f"backend {backend!r}: expected auto, torch or onnx")
         self.device = select_device(device)
+        if backend == "onnx" and (self.device.type != "cpu" or not onnxruntime_available()):
+            raise ConfigError("backend onnx: needs the CPU device and onnxruntime (pip install 'modelkit[onnx]')")
         self.model = model.to(self.device).eval()
         self.processor = processor
         self.precision = precision
+        self.backend = backend
+        self._session: OnnxSession | None = None
+        self._onnx_failed = False
+
+    @property
+    def uses_onnx(self) -> bool:
+        if self.backend == "auto":
+            return (self.device.type == "cpu" and self.model.onnx_on_cpu and not self._onnx_failed
+                    and onnxruntime_available())
+        return self.backend == "onnx" and not self._onnx_failed
 
     def _autocast(self):
         precision = self.precision
@@ -84,11 +132,30 @@ class Runner:
             return np.arange(len(inputs))
         return np.argsort(lengths, kind="stable")
 
+    def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        if self.uses_onnx:
+            if self._session is None:
+                self._session = exported_session(self.model, batch)
+                if self._session is None:
+                    if self.backend == "onnx":
+                        raise ConfigError("backend onnx: this model does not export to ONNX (see the log)")
+                    self._onnx_failed = True
+            if self._session is not None:
+                return self._session(batch)
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with self._autocast():
+            return self.model(**batch).float().cpu().numpy()
+
     @torch.inference_mode()
-    def logits(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
-        """Raw logits ``[len(inputs), num_labels]``; a bad input raises TypeError naming its position."""
+    def run(self, inputs: Sequence[Any], batch_size: int = 256, num_workers: int = 0, progress: bool = False,
+            on_error: OnError = "raise") -> RunResult:
+        """Score ``inputs``. A bad input raises (TypeError for a wrong type, InputError for one that
+        cannot be decoded) naming its position, or with ``on_error="record"`` gets a NaN row and
+        its message in :attr:`RunResult.errors`."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if on_error not in ("raise", "record"):
+            raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
         if isinstance(inputs, (str, bytes)):
             raise TypeError(f"expected a list of inputs, got a single {type(inputs).__name__}; wrap it in a list")
         values = []
@@ -97,15 +164,33 @@ class Runner:
                 values.append(self.processor.value_of(raw))
             except TypeError as err:
                 raise TypeError(f"input {position}: {err}") from None
-        values = check_inputs(self.processor.modality, values)
-        logits = np.zeros((len(values), self.model.num_labels), dtype=np.float32)
+        if on_error == "raise":
+            values = check_inputs(self.processor.modality, values)
+        result = RunResult(np.full((len(values), self.model.num_labels), np.nan, dtype=np.float32),
+                           [None] * len(values), [None] * len(values))
         order = self._order(values)
+        batches = [order[start : start + batch_size].tolist() for start in range(0, len(order), batch_size)]
+        # Starting workers costs about 0.4 s: not worth it for a single batch.
+        workers = num_workers if len(batches) > 1 else 0
+        loader = DataLoader(_Decoded(values, self.processor), batch_sampler=batches, num_workers=workers,
+                            collate_fn=list)
         with tqdm(total=len(values), unit="item", disable=not progress, desc="predict") as bar:
-            for start in range(0, len(order), batch_size):
-                index = order[start : start + batch_size]
-                batch = self.processor([values[i] for i in index])
-                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-                with self._autocast():
-                    logits[index] = self.model(**batch).float().cpu().numpy()
-                bar.update(len(index))
-        return logits
+            for decoded in loader:
+                index, items = [], []
+                for position, item, error in decoded:
+                    if error is None:
+                        index.append(position)
+                        items.append(item)
+                        result.evidence[position] = self.processor.evidence(item)
+                    elif on_error == "raise":
+                        raise InputError(f"input {position}: {error}")
+                    else:
+                        result.errors[position] = error
+                if items:
+                    result.logits[index] = self._forward(self.processor.collate(items))
+                bar.update(len(decoded))
+        return result
+
+    def logits(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        """Raw logits ``[len(inputs), num_labels]``; a bad input raises, naming its position."""
+        return self.run(inputs, batch_size=batch_size, progress=progress).logits

@@ -63,6 +63,12 @@ class ModerationModel(nn.Module):
     default_processor: ClassVar[str] = ""
     # True for models whose embedding tables produce sparse gradients (see training/optim.py).
     has_sparse_gradients: ClassVar[bool] = False
+    # True for models that run faster in ONNX Runtime than in eager PyTorch on a CPU (CNNs):
+    # inference then exports them (inference/onnx.py) unless told otherwise.
+    onnx_on_cpu: ClassVar[bool] = False
+    # Config keys that name files (pretrained weights, a member recipe): a recipe's relative
+    # path is looked up beside the recipe when it does not exist from the working directory.
+    path_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any, num_labels: int) -> None:
         super().__init__()

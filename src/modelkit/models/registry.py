@@ -36,4 +36,8 @@ def create_model(name: str, taxonomy: Taxonomy | int, processor: Processor | Non
     """
     cls = get_model_class(name)
     num_labels = taxonomy if isinstance(taxonomy, int) else len(taxonomy)
-    return cls.build(from_dict(cls.config_class, config, where="model"), num_labels, processor)
+    parsed = from_dict(cls.config_class, config, where="model")
+    # Models that map outputs of their own onto categories (a peer ONNX model) record the order.
+    if isinstance(taxonomy, Taxonomy) and getattr(parsed, "categories", "") is None:
+        parsed.categories = list(taxonomy.ids)
+    return cls.build(parsed, num_labels, processor)

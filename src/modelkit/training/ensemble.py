@@ -95,4 +95,4 @@ def _assemble(config: RunConfig, members: list[Checkpoint], member_metrics: list
     logger.info("ensemble dev: %s", format_metrics(metrics["dev"]).splitlines()[0])
     output_dir = save_trained(config, model, processor, taxonomy, thresholds, metrics)
     if splits.test is not None:
-        evaluate_test(output_dir, splits.test, device, config.train.eval_batch_size)
+        evaluate_test(output_dir, splits.test, device, config.train.eval_batch_size, config.train.num_workers)

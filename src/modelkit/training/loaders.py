@@ -16,10 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
 
 from ..config import ConfigError
 from ..data.records import Records
-from ..processing import Processor
+from ..processing import InputError, Processor, get_modality
 
 
 class Examples(Dataset):
@@ -105,6 +106,36 @@ class LengthGroupedBatches(Sampler[list[int]]):
             batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
         for index in self.rng.permutation(len(batches)):
             yield batches[index]
+
+
+class _DecodeCheck(Dataset):
+    def __init__(self, inputs: list[Any], processor: Processor) -> None:
+        self.inputs, self.processor = inputs, processor.in_mode(False)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> str | None:
+        try:
+            self.processor.decode(self.inputs[index])
+        except (InputError, TypeError) as err:
+            return str(err)
+        return None
+
+
+def undecodable_rows(records: Records, processor: Processor, num_workers: int = 0) -> list[tuple[int, str]]:
+    """(row, why) for every row whose inputs are files the processor cannot decode.
+
+    Only for modalities that read files: decoding a text cannot fail, decoding a file can.
+    """
+    if not any(get_modality(modality).files for modality in records.columns):
+        return []
+    loader = DataLoader(_DecodeCheck(records.inputs, processor), batch_size=16, num_workers=num_workers,
+                        collate_fn=list)
+    problems: list[str | None] = []
+    for batch in tqdm(loader, desc=f"checking {len(records)} inputs", unit="batch", leave=False):
+        problems += batch
+    return [(row, problem) for row, problem in enumerate(problems) if problem is not None]
 
 
 def build_loader(records: Records, processor: Processor, *, train: bool, batch_size: int, seed: int,

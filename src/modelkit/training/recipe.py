@@ -176,6 +176,7 @@ def load_run_config(
         config.ensemble.members = [_member_recipe(m, base_dir, where) for m in config.ensemble.members]
         config.model = {"name": "ensemble"}
     else:
+        _resolve_model_paths(config, base_dir)
         _check_model_and_processor(config, where)
     if isinstance(config.taxonomy, str) and config.taxonomy != "default" and base_dir is not None:
         candidate = Path(config.taxonomy)
@@ -191,6 +192,21 @@ def load_run_config(
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
     return config
+
+
+def _resolve_model_paths(config: RunConfig, base_dir: Path | None) -> None:
+    """Relative file paths in the model block (weights, member recipes) are looked up beside the
+    recipe when they do not exist from the working directory."""
+    name, _ = config.model_kwargs()
+    try:
+        fields = get_model_class(name).path_fields
+    except ConfigError:
+        return  # reported with its context by _check_model_and_processor
+    for key in fields:
+        value = config.model.get(key)
+        if isinstance(value, str) and base_dir is not None and not Path(value).exists() \
+                and (base_dir / value).exists():
+            config.model[key] = str(base_dir / value)
 
 
 def _check_model_and_processor(config: RunConfig, where: str) -> None:

@@ -8,6 +8,7 @@ splits). Training settings (epochs, learning rate, ...) may change between runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -60,6 +61,9 @@ def _data_digest(source: Any) -> str | None:
     if hasattr(source, "_fingerprint"):  # a datasets.Dataset
         return f"dataset:{source._fingerprint}"
     path = Path(source)
+    if path.is_dir():  # a folder tree of files: their names and sizes (hashing every picture is too slow)
+        listing = sorted(f"{p.relative_to(path).as_posix()}:{p.stat().st_size}" for p in path.rglob("*") if p.is_file())
+        return "folder:" + hashlib.sha256("\n".join(listing).encode()).hexdigest()
     return f"sha256:{sha256_file(path)}" if path.is_file() else f"missing:{path}"
 
 
@@ -77,6 +81,7 @@ def fingerprint(config: RunConfig, taxonomy: Taxonomy) -> dict[str, Any]:
             "inputs": data.input_columns, "id_field": data.id_field, "label_field": data.label_field,
             "label_columns": data.label_columns, "label_map": data.label_map, "column_types": data.column_types,
             "dev_fraction": data.dev_fraction, "folds": data.folds, "fold": data.fold, "split_seed": config.split_seed,
+            "per_class": data.per_class, "skip_bad_files": data.skip_bad_files,
         },
     }
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))

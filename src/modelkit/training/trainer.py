@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..classifier import Classifier
 from ..config import ConfigError
-from ..data.records import Records, fold_records, read_records, split_records
+from ..data.records import DataError, Records, fold_records, read_records, sample_per_class, split_records, take_rows
 from ..evaluation.metrics import compute_metrics, format_metrics
 from ..evaluation.thresholds import best_f1_thresholds
 from ..inference.runner import accelerator_available
@@ -32,7 +32,7 @@ from ..models.registry import create_model
 from ..policy import Policy
 from ..processing import Processor, create_processor
 from ..taxonomy import Taxonomy
-from .loaders import build_loader
+from .loaders import build_loader, undecodable_rows
 from .losses import build_loss
 from .optim import build_optimizer
 from .recipe import RunConfig, TrainConfig, dump_run_config
@@ -54,6 +54,8 @@ def load_splits(config: RunConfig, taxonomy: Taxonomy) -> Splits:
     if not data.train:
         raise ConfigError("data.train: no training file given")
     train = read_records(data.train, data, taxonomy)
+    if data.per_class:
+        train = sample_per_class(train, data.per_class, seed)
     test = read_records(data.test, data, taxonomy) if data.test else None
     if data.folds:
         if test is not None:
@@ -85,10 +87,11 @@ def save_trained(config: RunConfig, model: ModerationModel, processor: Processor
     return save_checkpoint(config.output_dir, checkpoint)
 
 
-def evaluate_test(output_dir: Path, test: Records, device: torch.device, batch_size: int) -> dict[str, Any]:
+def evaluate_test(output_dir: Path, test: Records, device: torch.device, batch_size: int,
+                  num_workers: int = 0) -> dict[str, Any]:
     """Score the saved checkpoint on the test split and store the figures in its metrics."""
     classifier = Classifier.load(output_dir, device=device)
-    scores = classifier.predict_proba(test.inputs, batch_size=batch_size)
+    scores = classifier.predict_proba(test.inputs, batch_size=batch_size, num_workers=num_workers)
     metrics = compute_metrics(test.labels, scores, classifier.threshold_vector, classifier.categories)
     logger.info("test: %s", format_metrics(metrics).splitlines()[0])
     classifier.metrics["test"] = metrics
@@ -174,7 +177,7 @@ class Trainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if not self.resume and self.is_main:  # a fresh run starts a fresh log
             (self.output_dir / "train_log.jsonl").unlink(missing_ok=True)
-        self._build(splits)
+        splits = self._build(splits)
         state = self._start(splits)
         started = time.perf_counter()
         for epoch in range(state.epoch, self.cfg.epochs):
@@ -198,18 +201,22 @@ class Trainer:
                           state)
             self.accelerator.wait_for_everyone()
         if splits.test is not None and self.is_main:
-            metrics = evaluate_test(self.output_dir, splits.test, self.accelerator.device, self.cfg.eval_batch_size)
+            metrics = evaluate_test(self.output_dir, splits.test, self.accelerator.device, self.cfg.eval_batch_size,
+                                    self.cfg.num_workers)
             self._log({"event": "eval", "split": "test", "accuracy": metrics["accuracy"],
                        "macro_f1": metrics["macro_f1"]})
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
         return self.output_dir
 
-    def _build(self, splits: Splits) -> None:
-        """Processor, model, loss, optimiser, schedule and loaders, prepared by accelerate."""
+    def _build(self, splits: Splits) -> Splits:
+        """Processor, model, loss, optimiser, schedule and loaders, prepared by accelerate; returns
+        the splits without rows whose files cannot be decoded (under data.skip_bad_files)."""
         cfg, acc = self.cfg, self.accelerator
         processor_name, processor_params = self.config.processor_kwargs()
         self.processor = create_processor(processor_name, **processor_params)
+        splits = Splits(*(self._decodable(records) if records is not None else None
+                          for records in (splits.train, splits.dev, splits.test)))
         if cfg.consistency and not self.processor.augments:
             raise ConfigError(f"train.consistency: processor {processor_name} does not augment in train mode, so "
                               "there are no copies to pull towards the originals (configure processor.augment)")
@@ -232,6 +239,31 @@ class Trainer:
             model, optimizer, train_loader, dev_loader, scheduler
         )
         self.loss_fn.to(acc.device)
+        return splits
+
+    def _decodable(self, records: Records) -> Records:
+        """Decodes every row once when the inputs are files, so that a corrupt file fails (or, with
+        data.skip_bad_files, is left out) before training, naming the file, not mid-epoch."""
+        bad = undecodable_rows(records, self.processor, self.cfg.num_workers)
+        if bad and not self.config.data.skip_bad_files:
+            row, problem = bad[0]
+            more = f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else ""
+            raise DataError(f"{records.source}, row {row} (id {records.ids[row]!r}): {problem}{more}; "
+                            "data.skip_bad_files: true leaves such rows out")
+        if bad:
+            skipped = {row for row, _ in bad}
+            kept = take_rows(records, [row for row in range(len(records)) if row not in skipped])
+            kept.source = records.source
+            kept.skipped = records.skipped + [f"row {row} (id {records.ids[row]!r}): {p}" for row, p in bad]
+            records = kept
+        if records.skipped:
+            self._warn(f"{records.source}: left out {len(records.skipped)} row(s) with bad inputs "
+                       f"(data.skip_bad_files), first: {records.skipped[0]}")
+            self._log({"event": "skipped_rows", "source": records.source, "count": len(records.skipped),
+                       "rows": records.skipped[:100]})
+        if len(records) == 0:
+            raise DataError(f"{records.source}: no rows left after leaving out bad inputs")
+        return records
 
     def _selection(self, dev: Records) -> str:
         """The dev figure that selects epochs; warns about categories dev cannot judge."""
