@@ -117,3 +117,17 @@ def chromium() -> str:
             pytest.fail(message + " and MODELKIT_REQUIRE_CHROMIUM=1")
         pytest.skip(message)
     return browser
+
+
+@pytest.fixture(scope="session")
+def font() -> Path:
+    """A Noto CJK font for text drawn into pictures; skipped where missing, a failure under
+    MODELKIT_REQUIRE_FONTS=1 (CI installs Debian's fonts-noto-cjk)."""
+    from modelkit.data.synthetic import FontNotFoundError, find_cjk_font
+
+    try:
+        return find_cjk_font()
+    except FontNotFoundError as error:
+        if os.environ.get("MODELKIT_REQUIRE_FONTS") == "1":
+            pytest.fail(f"{error} and MODELKIT_REQUIRE_FONTS=1")
+        pytest.skip("Noto CJK fonts not installed (Debian fonts-noto-cjk)")

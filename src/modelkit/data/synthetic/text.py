@@ -8,10 +8,11 @@ fillers, so fillers alone predict nothing. It is *not* real moderation data.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+
+from .splits import write_splits
 
 # Cue phrases per category: mild stand-ins for the real thing, enough to be learnable.
 CUES: dict[str, dict[str, list[str]]] = {
@@ -114,14 +115,5 @@ def make_synthetic(
 def write_synthetic_splits(directory: str | Path, seed: int = 0, **kwargs) -> dict[str, Path]:
     """Write ``train.jsonl``, ``dev.jsonl`` and ``test.jsonl`` (70/15/15) into ``directory``."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     rows = make_synthetic(seed=seed, **kwargs)
-    n = len(rows)
-    cuts = {"train": rows[: int(0.7 * n)], "dev": rows[int(0.7 * n) : int(0.85 * n)], "test": rows[int(0.85 * n) :]}
-    paths = {}
-    for split, part in cuts.items():
-        paths[split] = directory / f"{split}.jsonl"
-        with open(paths[split], "w", encoding="utf-8") as handle:
-            for row in part:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return paths
+    return write_splits(directory, rows)
