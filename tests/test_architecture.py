@@ -15,9 +15,13 @@ def test_import_linter_contracts_hold():
     assert "0 broken" in result.stdout
 
 
-def test_text_modality_is_found_through_the_entry_point():
-    # A fresh interpreter that never imports modelkit.text by name still finds its models.
-    code = ("import sys, modelkit; assert 'modelkit.text' not in sys.modules; "
-            "print(modelkit.list_models(), 'modelkit.text' in sys.modules)")
+def test_modalities_are_found_through_the_entry_point():
+    # A fresh interpreter that never imports modelkit.text or modelkit.image by name still finds
+    # their models, processors and input checks.
+    code = ("import sys, modelkit; from modelkit.processing import list_modalities, list_processors; "
+            "assert 'modelkit.text' not in sys.modules and 'modelkit.image' not in sys.modules; "
+            "print(modelkit.list_models(), list_processors(), list_modalities())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
-    assert result.stdout.strip() == "['ensemble', 'ngram', 'transformer'] True"
+    assert result.stdout.strip() == (
+        "['ensemble', 'image', 'ngram', 'ocr_text', 'onnx', 'transformer'] "
+        "['ensemble', 'image', 'image_ocr', 'text_ngram', 'text_tokenizer'] ['image', 'text']")

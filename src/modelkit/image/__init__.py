@@ -1,0 +1,15 @@
+"""The image modality: robust decoding, the ``image`` processor, the ``image`` (torchvision /
+timm) and ``onnx`` (peer model) classifiers, and ``ocr_text`` (text in pictures, read by OCR).
+
+Importing this package registers them; the core finds it through the ``modelkit.plugins`` entry
+point, so ``modelkit.load`` and recipes need no import of it.
+"""
+
+from ..processing import register_modality
+from . import models, ocr_text, processors  # noqa: F401  (register processors and models)
+from .decode import check_image, decode_image, thumbnail
+from .ocr_text import ocr_classifier
+
+register_modality("image", check_image, files=True, preview=thumbnail)
+
+__all__ = ["decode_image", "ocr_classifier"]

@@ -1,0 +1,216 @@
+"""``ocr_text``: score the text in a picture (gambling adverts, illicit-ad screenshots, abusive memes).
+
+The ``image_ocr`` processor reads a picture's text (:mod:`modelkit.image.ocr`) and hands it to a
+text processor; the ``ocr_text`` model is a text model over that text. The text model comes from
+
+* ``text_recipe``: the model and processor blocks of a text recipe, trained by the ordinary
+  trainer on the recognised text of the image data (so it learns OCR's mistakes too), or
+* ``text_checkpoint``: a trained text checkpoint, fine-tuned on the recognised text (or used as
+  it is, see :func:`ocr_classifier`).
+
+Predictions carry the recognised text and its boxes as evidence.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..config import ConfigError, from_dict
+from ..models.base import ModerationModel
+from ..models.registry import get_model_class, register_model
+from ..processing import InputError, Processor, create_processor, processor_from_config, register_processor
+from .decode import DEFAULT_MAX_PIXELS, decode_image, read_bytes, source_name
+from .ocr import OcrConfig, OcrLine, TextReader, join_lines
+
+TEXT_FOLDER = "text"
+
+
+@dataclass
+class OcrItem:
+    text_item: Any  # what the text processor decoded
+    text: str
+    lines: list[OcrLine]
+
+
+@dataclass
+class OcrProcessorConfig:
+    # The text processor of the text model (name + its fields), as in a recipe's processor block.
+    text: dict[str, Any] = field(default_factory=lambda: {"name": "text_ngram"})
+    ocr: OcrConfig = field(default_factory=OcrConfig)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@register_processor("image_ocr")
+class OcrProcessor(Processor):
+    """Picture -> recognised text -> the text processor's item; batches are the text processor's."""
+
+    modality = "image"
+    config_class = OcrProcessorConfig
+
+    def __init__(self, config: OcrProcessorConfig, text: Processor | None = None) -> None:
+        super().__init__(config)
+        if text is None:
+            text_config = dict(config.text)
+            text = create_processor(str(text_config.pop("name", "")), **text_config)
+        if text.modality != "text":
+            raise ConfigError(f"processor.text: {text.name} reads {text.modality} inputs, not text")
+        self.text = text
+        self.reader = TextReader(config.ocr)
+
+    def train(self, mode: bool = True) -> OcrProcessor:
+        self.text.train(mode)
+        return super().train(mode)
+
+    def in_mode(self, training: bool) -> OcrProcessor:
+        view = super().in_mode(training)
+        view.text = self.text.in_mode(training)
+        return view
+
+    @property
+    def augments(self) -> bool:
+        return self.text.augments
+
+    def read_text(self, value: Any) -> tuple[str, list[OcrLine]]:
+        """The text in one picture, and its lines with boxes."""
+        content = read_bytes(value)
+        if content is None:  # an in-memory picture: hash its pixels
+            image = decode_image(value, self.config.max_pixels)
+            content = f"{image.mode}{image.size}".encode() + image.tobytes()
+        elif not content:
+            raise InputError(f"{source_name(value)}: empty file (0 bytes)")
+        lines = self.reader.read(self.reader.key(content), lambda: decode_image(value, self.config.max_pixels))
+        return join_lines([line.text for line in lines]), lines
+
+    def decode_value(self, value: Any, labels: np.ndarray | None, rng: random.Random | None) -> OcrItem:
+        text, lines = self.read_text(value)
+        return OcrItem(self.text.decode(text, labels, rng), text, lines)
+
+    def collate(self, items: Sequence[OcrItem]) -> dict[str, torch.Tensor]:
+        return self.text.collate([item.text_item for item in items])
+
+    def evidence(self, item: OcrItem) -> dict[str, Any]:
+        return {"ocr_text": item.text, "ocr_lines": [asdict(line) for line in item.lines]}
+
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "text": self.text.to_config()}
+
+    def save_assets(self, directory: Path) -> list[str]:
+        folder = directory / TEXT_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        return [f"{TEXT_FOLDER}/{name}" for name in self.text.save_assets(folder)]
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], directory: Path) -> OcrProcessor:
+        parsed = from_dict(OcrProcessorConfig, config, where="processor")
+        return cls(parsed, processor_from_config(parsed.text, directory / TEXT_FOLDER))
+
+
+@dataclass
+class OcrTextConfig:
+    # A text recipe (YAML): its model and processor blocks make the text model.
+    text_recipe: str | None = None
+    # Or a trained text checkpoint directory to start from.
+    text_checkpoint: str | None = None
+    # The text model's stored config (name + fields); written by checkpoints.
+    text_model: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        given = [name for name in ("text_recipe", "text_checkpoint", "text_model") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("ocr_text needs exactly one of model.text_recipe (a text recipe to train) and "
+                             f"model.text_checkpoint (a trained text model); got {given or 'neither'}")
+
+
+def _text_processor_config(config: OcrTextConfig) -> dict[str, Any]:
+    from ..checkpoint import load_processor
+    from ..training.recipe import load_run_config
+
+    if config.text_recipe:
+        name, params = load_run_config(config.text_recipe).processor_kwargs()
+        return {"name": name, **params}
+    directory = Path(str(config.text_checkpoint))
+    stored = load_processor(directory).to_config()
+    if "tokenizer" in stored:  # a saved tokenizer processor names its folder inside the checkpoint
+        stored["tokenizer"] = str(directory / stored["tokenizer"])
+    return stored
+
+
+@register_model("ocr_text")
+class OcrTextModel(ModerationModel):
+    """A text model over the text OCR reads in a picture."""
+
+    config_class = OcrTextConfig
+    default_processor = "image_ocr"
+    path_fields = ("text_recipe", "text_checkpoint")
+
+    def __init__(self, config: OcrTextConfig, num_labels: int, text: ModerationModel | None = None) -> None:
+        super().__init__(config, num_labels)
+        if text is None:
+            raise ConfigError("ocr_text is built by create_model or loaded from a checkpoint")
+        if text.num_labels != num_labels:
+            raise ConfigError(f"model.text_checkpoint scores {text.num_labels} categories, the run {num_labels}")
+        self.text = text
+
+    @property
+    def has_sparse_gradients(self) -> bool:  # type: ignore[override]
+        return self.text.has_sparse_gradients
+
+    @classmethod
+    def processor_defaults(cls, model_config: dict[str, Any]) -> dict[str, Any]:
+        parsed = from_dict(OcrTextConfig, dict(model_config), where="model")
+        if parsed.text_model:
+            return {"name": cls.default_processor}
+        return {"name": cls.default_processor, "text": _text_processor_config(parsed)}
+
+    @classmethod
+    def build(cls, config: OcrTextConfig, num_labels: int, processor: Processor | None = None) -> OcrTextModel:
+        from ..checkpoint import load_checkpoint
+        from ..models.registry import create_model
+        from ..training.recipe import load_run_config
+
+        if not isinstance(processor, OcrProcessor):
+            raise ConfigError("model ocr_text reads text from pictures: its processor is image_ocr")
+        if config.text_recipe:
+            name, params = load_run_config(config.text_recipe).model_kwargs()
+            text = create_model(name, num_labels, processor=processor.text, **params)
+        else:
+            text = load_checkpoint(str(config.text_checkpoint)).model
+        config.text_model = text.checkpoint_config()
+        return cls(config, num_labels, text)
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        return self.text(**batch)
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        return {"name": self.registry_name, "text_model": self.text.checkpoint_config()}
+
+    @classmethod
+    def from_checkpoint(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> ModerationModel:
+        parsed = from_dict(OcrTextConfig, config, where="config.json: model")
+        if not parsed.text_model or not isinstance(processor, OcrProcessor):
+            raise ConfigError("model.text_model: an ocr_text checkpoint stores its text model and an image_ocr processor")
+        member = dict(parsed.text_model)
+        text = get_model_class(str(member.pop("name", ""))).from_checkpoint(member, num_labels, processor.text)
+        return cls(parsed, num_labels, text)
+
+
+def ocr_classifier(text_checkpoint: str | Path, ocr: OcrConfig | None = None, **load_options: Any):
+    """A :class:`~modelkit.Classifier` for pictures from a trained text checkpoint, untrained further:
+    its thresholds, temperatures and metrics are the text model's.
+
+    >>> clf = ocr_classifier("runs/text-chineseharm")
+    >>> clf.predict(["advert.jpg"])[0].evidence["ocr_text"]
+    """
+    from ..checkpoint import load_checkpoint
+    from ..classifier import Classifier
+
+    text = load_checkpoint(text_checkpoint)
+    processor = OcrProcessor(OcrProcessorConfig(text=text.processor.to_config(), ocr=ocr or OcrConfig()), text.processor)
+    model = OcrTextModel(OcrTextConfig(text_model=text.model.checkpoint_config()), text.model.num_labels, text.model)
+    return Classifier(model, processor, text.policy, metrics=text.metrics, calibration=text.calibration, **load_options)
