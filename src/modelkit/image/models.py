@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -199,9 +201,6 @@ ONNX_PACKAGES: dict[str, tuple[str, str, dict[str, Any]]] = {
 
 
 def _onnx_file(path: str) -> str:
-    import importlib.util
-    from pathlib import Path
-
     if path in ONNX_PACKAGES:
         module, file, _ = ONNX_PACKAGES[path]
         spec = importlib.util.find_spec(module)
@@ -247,10 +246,6 @@ class OnnxImageClassifier(ModerationModel):
     def processor_defaults(cls, model_config: dict[str, Any]) -> dict[str, Any]:
         preset = ONNX_PACKAGES.get(str(model_config.get("path")))
         return {"name": cls.default_processor, **(preset[2] if preset else {})}
-
-    @classmethod
-    def build(cls, config: OnnxModelConfig, num_labels: int, processor: Processor | None = None):
-        return cls(config, num_labels)
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)
