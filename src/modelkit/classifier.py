@@ -32,6 +32,11 @@ class Prediction:
     labels: list[str] = field(default_factory=list)
     evidence: dict[str, Any] | None = None
     error: str | None = None
+    # Models that score parts of an input (video frames): the stretches that violate a category,
+    # ``{category, start_s, end_s, peak_s, peak_score}``, and the part times and their calibrated
+    # scores ``[parts, categories]`` they were cut from.
+    segments: list[dict[str, Any]] | None = None
+    timeline: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def flagged(self) -> bool:
@@ -41,6 +46,8 @@ class Prediction:
         if self.error is not None:
             return {"error": self.error}
         record: dict[str, Any] = {"scores": self.scores, "labels": self.labels}
+        if self.segments is not None:
+            record["segments"] = self.segments
         if self.evidence is not None:
             record["evidence"] = self.evidence
         return record
@@ -131,14 +138,20 @@ class Classifier:
         scores = self.policy.scores(result.logits)
         hits = self.decide(scores)
         ids = self.categories
-        return [
-            Prediction(scores={}, error=error) if error is not None else Prediction(
-                scores={c: float(s) for c, s in zip(ids, row)},
-                labels=[c for c, hit in zip(ids, row_hits) if hit],
-                evidence=evidence,
-            )
-            for row, row_hits, error, evidence in zip(scores, hits, result.errors, result.evidence)
-        ]
+        predictions = []
+        for row, row_hits, error, evidence, timeline in zip(scores, hits, result.errors, result.evidence,
+                                                            result.timelines):
+            if error is not None:
+                predictions.append(Prediction(scores={}, error=error))
+                continue
+            prediction = Prediction(scores={c: float(s) for c, s in zip(ids, row)},
+                                    labels=[c for c, hit in zip(ids, row_hits) if hit], evidence=evidence)
+            if timeline is not None:
+                part_scores = self.policy.scores(timeline.logits)
+                prediction.timeline = (timeline.times, part_scores)
+                prediction.segments = self.processor.segments(timeline.times, part_scores, self.threshold_vector, ids)
+            predictions.append(prediction)
+        return predictions
 
     def __repr__(self) -> str:
         return (f"Classifier({self.model.registry_name}, processor={self.processor.name}, "

@@ -193,6 +193,17 @@ class Processor:
         """What a decoded item shows a reviewer beside its scores (text read from a picture), or None."""
         return None
 
+    def timeline(self, item: Any) -> np.ndarray | None:
+        """Where in the input each scored part of a decoded item lies, in seconds (video frames),
+        for models that score parts (:attr:`~modelkit.models.base.ModerationModel.scores_parts`)."""
+        return None
+
+    def segments(self, times: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
+                 categories: list[str]) -> list[dict[str, Any]]:
+        """Per-part calibrated ``scores`` ``[parts, categories]`` at ``times`` -> the stretches of the
+        input that violate a category: ``{category, start_s, end_s, ...}`` dicts."""
+        raise NotImplementedError(f"processor {self.name!r} does not cut inputs into segments")
+
     def length(self, raw: Any) -> int | None:
         """Cost of one raw input for batching inputs of similar size together; None: no notion."""
         return None

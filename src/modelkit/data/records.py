@@ -68,6 +68,9 @@ class DataConfig:
     # Few-shot training: keep this many seeded rows of each label set of the train file (rows
     # with no category count as one set) before dev is split off from them.
     per_class: int | None = None
+    # A column of timed labels per row, [{category, start_s, end_s}] (where in a video each
+    # category is seen); used when present, by models that score parts of inputs.
+    segments_field: str | None = "segments"
     # Training data whose files are missing or cannot be decoded: an error naming the file
     # (false), or a warning, and the rows left out with their count in the run log (true).
     skip_bad_files: bool = False
@@ -406,7 +409,7 @@ def read_records(
     file_fields = [f for m, f in config.input_columns.items() if get_modality(m).files]
     table = load_table(source, config.format, config.column_types, file_field=file_fields[0] if file_fields else None)
     name = str(source) if not hasattr(source, "column_names") else "<dataset>"
-    table = _undecoded_images(table, file_fields)
+    table = _undecoded_files(table, file_fields)
     setting = "data.inputs" if config.inputs else "data.input_field"
     columns = {modality: column(table, field, name, setting) for modality, field in config.input_columns.items()}
     base = Path(source).resolve() if isinstance(source, (str, Path)) else None
@@ -448,14 +451,16 @@ def read_records(
     return kept
 
 
-def _undecoded_images(table, fields: list[str]):
-    """A ``datasets`` Image column as {bytes, path} dicts: decoding waits for the processor."""
+def _undecoded_files(table, fields: list[str]):
+    """A ``datasets`` Image or Video column as {bytes, path} dicts: decoding waits for the
+    processor (``datasets`` would decode videos with torchcodec, which needs system FFmpeg)."""
     import datasets
 
     for name in fields:
         feature = table.features.get(name) if name in table.column_names else None
-        if isinstance(feature, datasets.Image) and feature.decode:
-            table = table.cast_column(name, datasets.Image(decode=False))
+        for kind in (datasets.Image, getattr(datasets, "Video", None)):
+            if kind is not None and isinstance(feature, kind) and feature.decode:
+                table = table.cast_column(name, kind(decode=False))
     return table
 
 
@@ -498,3 +503,46 @@ def take_rows(records: Records, index: Sequence[int]) -> Records:
         {position[row]: problem for row, problem in records.problems.items() if row in position},
         list(records.skipped),
     )
+
+
+def row_segments(records: Records, field: str | None) -> list[list[dict[str, Any]]] | None:
+    """Each row's timed labels ``[{category, start_s, end_s}]`` from column ``field``, validated;
+    None when the data has no such column."""
+    if not field or field not in records.table.column_names:
+        return None
+    rows = []
+    for row, value in enumerate(records.table[field]):
+        value = [] if value is None else value
+        where = f"{records.source}, {_row_name(records.table, row, 'id' if 'id' in records.table.column_names else None)}"
+        if not isinstance(value, list):
+            raise DataError(f"{where}: {field} must be a list of {{category, start_s, end_s}}, got {type(value).__name__}")
+        for segment in value:
+            try:
+                start, end = float(segment["start_s"]), float(segment["end_s"])
+                str(segment["category"])
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{where}: {field} entries need category, start_s and end_s (numbers), got "
+                                f"{segment!r}") from None
+            if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
+                raise DataError(f"{where}: {field}: need 0 <= start_s <= end_s, got {start} and {end}")
+        rows.append(value)
+    return rows
+
+
+def part_labels(times: np.ndarray, labels: np.ndarray, segments: list[dict[str, Any]],
+                categories: Sequence[str]) -> np.ndarray:
+    """Labels ``[parts, categories]`` of the parts of one input at ``times`` (seconds): a category
+    with segments is 1 inside them (start_s <= t < end_s) and 0 elsewhere; one the input is not
+    labelled with is 0 everywhere; one it is labelled with but without segments is unknown (NaN),
+    left to the input-level label. Segments of categories outside ``categories`` are ignored."""
+    times = np.asarray(times, dtype=np.float64)
+    out = np.where(np.asarray(labels, dtype=bool)[None, :], np.nan, 0.0).repeat(len(times), axis=0)
+    column = {category: j for j, category in enumerate(categories)}
+    timed = {column[s["category"]] for s in segments if s["category"] in column}
+    for j in timed:
+        out[:, j] = 0.0
+    for segment in segments:
+        j = column.get(segment["category"])
+        if j is not None:
+            out[(times >= float(segment["start_s"])) & (times < float(segment["end_s"])), j] = 1.0
+    return out.astype(np.float32)

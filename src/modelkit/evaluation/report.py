@@ -320,8 +320,8 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------------
-def plot_name(category: str) -> str:
-    return "plots/" + (re.sub(r"[^0-9A-Za-z_.-]+", "_", category) or "category") + ".png"
+def plot_name(category: str, kind: str = "") -> str:
+    return f"plots/{kind}" + (re.sub(r"[^0-9A-Za-z_.-]+", "_", category) or "category") + ".png"
 
 
 def write_predictions(data: ScoredData, path: Path) -> None:
@@ -357,6 +357,7 @@ def write_report(data: ScoredData, report: dict[str, Any], output_dir: str | Pat
     """Write report.json/.md/.html, plots/*.png and predictions.jsonl; return their paths."""
     from .plots import category_figure, class_confusion_figure
     from .render import render_html, render_markdown
+    from .segments import timeline_figure
 
     output_dir = Path(output_dir)
     (output_dir / "plots").mkdir(parents=True, exist_ok=True)
@@ -367,6 +368,9 @@ def write_report(data: ScoredData, report: dict[str, Any], output_dir: str | Pat
         images[plot_name(category)] = category_figure(
             category, data.labels[:, j], data.scores[:, j], thresholds[category], section
         )
+    for category, videos in (report.get("segments") or {}).get("timelines", {}).items():
+        if videos:
+            images[plot_name(category, "timeline_")] = timeline_figure(category, videos, thresholds[category])
     exclusive = report["overall"].get("exclusive")
     if exclusive:
         images["plots/class_confusion.png"] = class_confusion_figure(exclusive["labels"], exclusive["confusion_matrix"])

@@ -61,8 +61,12 @@ def operating_point(truth: np.ndarray, scores: np.ndarray, objective: Objective 
         # the higher threshold (fewer items flagged for the same quality).
         candidates = np.flatnonzero(met)
         best = int(candidates[np.lexsort((-cuts[candidates], -other[candidates]))[0]])
+    # Any threshold between the chosen score and the next lower one flags the same rows: take the
+    # middle of that gap rather than its edge (on a small dev set the edge is one row's score, and
+    # a test row scoring a hair lower would be missed).
+    threshold = (cuts[best] + cuts[best - 1]) / 2 if best > 0 else cuts[best]
     return {
-        "threshold": float(cuts[best]),
+        "threshold": float(threshold),
         "precision": float(precision[best]),
         "recall": float(recall[best]),
         "f1": float(f1[best]),

@@ -61,12 +61,22 @@ OnError = Literal["raise", "record"]
 
 
 @dataclass
+class Timeline:
+    """The parts of one input a model scored (video frames): their times and logits ``[parts, C]``."""
+
+    times: np.ndarray
+    logits: np.ndarray
+
+
+@dataclass
 class RunResult:
-    """Per-input logits (NaN rows where decoding failed), the failure messages, and evidence."""
+    """Per-input logits (NaN rows where decoding failed), the failure messages, evidence, and for
+    models that score parts of inputs, each input's :class:`Timeline`."""
 
     logits: np.ndarray
     errors: list[str | None]
     evidence: list[dict[str, Any] | None]
+    timelines: list[Timeline | None]
 
 
 class _Decoded(Dataset):
@@ -105,6 +115,7 @@ class Runner:
         if backend == "onnx" and (self.device.type != "cpu" or not onnxruntime_available()):
             raise ConfigError("backend onnx: needs the CPU device and onnxruntime (pip install 'modelkit[onnx]')")
         self.model = model.to(self.device).eval()
+        self.model.allow_onnx_parts(self.device.type == "cpu" and backend != "torch" and onnxruntime_available())
         self.processor = processor
         self.precision = precision
         self.backend = backend
@@ -131,6 +142,15 @@ class Runner:
         if any(length is None for length in lengths):
             return np.arange(len(inputs))
         return np.argsort(lengths, kind="stable")
+
+    def _forward_parts(self, batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Input logits, and each input's part logits."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with self._autocast():
+            logits, part_logits, rows = self.model(**batch, with_parts=True)
+        counts = torch.bincount(rows, minlength=len(logits)).tolist()
+        parts = [part.float().cpu().numpy() for part in torch.split(part_logits, counts)]
+        return logits.float().cpu().numpy(), parts
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
         if self.uses_onnx:
@@ -167,7 +187,8 @@ class Runner:
         if on_error == "raise":
             values = check_inputs(self.processor.modality, values)
         result = RunResult(np.full((len(values), self.model.num_labels), np.nan, dtype=np.float32),
-                           [None] * len(values), [None] * len(values))
+                           [None] * len(values), [None] * len(values), [None] * len(values))
+        parts_scored = self.model.scores_parts
         order = self._order(values)
         batches = [order[start : start + batch_size].tolist() for start in range(0, len(order), batch_size)]
         # Starting workers costs about 0.4 s: not worth it for a single batch.
@@ -186,7 +207,11 @@ class Runner:
                         raise InputError(f"input {position}: {error}")
                     else:
                         result.errors[position] = error
-                if items:
+                if items and parts_scored:
+                    result.logits[index], parts = self._forward_parts(self.processor.collate(items))
+                    for position, item, part_logits in zip(index, items, parts):
+                        result.timelines[position] = Timeline(self.processor.timeline(item), part_logits)
+                elif items:
                     result.logits[index] = self._forward(self.processor.collate(items))
                 bar.update(len(decoded))
         return result

@@ -66,6 +66,11 @@ class ModerationModel(nn.Module):
     # True for models that run faster in ONNX Runtime than in eager PyTorch on a CPU (CNNs):
     # inference then exports them (inference/onnx.py) unless told otherwise.
     onnx_on_cpu: ClassVar[bool] = False
+    # True for models that score parts of an input (video frames) and pool them: their forward
+    # takes ``with_parts=True`` and then returns (logits [inputs, C], part logits [parts, C], the
+    # input of each part, ascending); predictions carry per-part scores and segments, and
+    # training uses part labels where the data has them.
+    scores_parts: ClassVar[bool] = False
     # Config keys that name files (pretrained weights, a member recipe): a recipe's relative
     # path is looked up beside the recipe when it does not exist from the working directory.
     path_fields: ClassVar[tuple[str, ...]] = ()
@@ -79,6 +84,11 @@ class ModerationModel(nn.Module):
     def build(cls, config: Any, num_labels: int, processor: Processor | None = None) -> ModerationModel:
         """A fresh model of ``config`` for batches of ``processor``."""
         return cls(config, num_labels)
+
+    def allow_onnx_parts(self, allowed: bool) -> None:
+        """The runner's word on whether sub-models may run in ONNX Runtime (on a CPU, backend auto
+        or onnx). Models whose bulk is a sub-model that runs faster there (a video model's CNN
+        frame model) export that part; whole-model export is :attr:`onnx_on_cpu`'s business."""
 
     @classmethod
     def processor_defaults(cls, model_config: dict[str, Any]) -> dict[str, Any]:

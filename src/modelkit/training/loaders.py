@@ -19,18 +19,22 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
-from ..data.records import Records
+from ..data.records import Records, part_labels
 from ..processing import InputError, Processor, get_modality
 
 
 class Examples(Dataset):
-    """Rows as (item, labels); ``paired``: ((eval item, train item), labels)."""
+    """Rows as (item, labels); ``paired``: ((eval item, train item), labels). With ``segments``
+    (timed labels per row) and ``categories``: (item, labels, part labels), the labels of each part
+    the processor cut the item into (video frames, :func:`~modelkit.data.records.part_labels`)."""
 
-    def __init__(self, records: Records, processor: Processor, train: bool, paired: bool = False, seed: int = 0) -> None:
+    def __init__(self, records: Records, processor: Processor, train: bool, paired: bool = False, seed: int = 0,
+                 segments: list[list[dict[str, Any]]] | None = None, categories: Sequence[str] = ()) -> None:
         if records.labels is None:
             raise ValueError(f"{records.source}: labels are needed for training and evaluation")
         self.inputs = records.inputs
         self.labels = torch.from_numpy(records.labels)
+        self.segments, self.categories = segments, list(categories)
         # Train and eval views of one processor (shallow copies share tokenizers and tables).
         self.eval_processor = processor.in_mode(False)
         self.train_processor = processor.in_mode(True) if train else None
@@ -52,6 +56,10 @@ class Examples(Dataset):
         augmented = self.train_processor.decode(raw, labels.numpy(), rng)
         if self.paired:
             return (self.eval_processor.decode(raw), augmented), labels
+        if self.segments is not None:
+            times = self.train_processor.timeline(augmented)
+            return augmented, labels, torch.from_numpy(
+                part_labels(times, labels.numpy(), self.segments[index], self.categories))
         return augmented, labels
 
 
@@ -62,14 +70,16 @@ class Collate:
         self.processor = processor
         self.paired = paired
 
-    def __call__(self, rows: Sequence[tuple[Any, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        items, labels = zip(*rows)
+    def __call__(self, rows: Sequence[tuple[Any, ...]]) -> dict[str, torch.Tensor]:
+        items, labels, *parts = zip(*rows)
         labels = torch.stack(labels)
         if self.paired:
             originals, copies = zip(*items)
             items, labels = originals + copies, torch.cat([labels, labels])
         batch = self.processor.collate(list(items))
         batch["labels"] = labels
+        if parts:
+            batch["part_labels"] = torch.cat(parts[0])
         return batch
 
 
@@ -139,9 +149,12 @@ def undecodable_rows(records: Records, processor: Processor, num_workers: int = 
 
 
 def build_loader(records: Records, processor: Processor, *, train: bool, batch_size: int, seed: int,
-                 num_workers: int = 0, paired: bool = False, group_by_length: bool = False) -> DataLoader:
-    """The DataLoader of one split: shuffled and augmented for training, in order for evaluation."""
-    examples = Examples(records, processor, train=train, paired=paired, seed=seed)
+                 num_workers: int = 0, paired: bool = False, group_by_length: bool = False,
+                 segments: list[list[dict[str, Any]]] | None = None, categories: Sequence[str] = ()) -> DataLoader:
+    """The DataLoader of one split: shuffled and augmented for training, in order for evaluation;
+    with ``segments``, batches carry ``part_labels`` too (see :class:`Examples`)."""
+    examples = Examples(records, processor, train=train, paired=paired, seed=seed, segments=segments,
+                        categories=categories)
     collate = Collate(processor, paired)
     if group_by_length:
         lengths = [processor.length(x) for x in examples.inputs]

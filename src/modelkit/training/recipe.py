@@ -55,6 +55,10 @@ class TrainConfig:
     group_by_length: bool = False
     num_workers: int = 0
     log_every: int = 50
+    # Models that score parts of inputs (video frames), data with timed labels (data.segments_field):
+    # this weight times the part-level loss (frames inside a labelled segment are positives, the
+    # rest of a labelled video negatives) is added to the input-level loss. 0: input labels only.
+    part_loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum_steps", "log_every"):
@@ -70,6 +74,8 @@ class TrainConfig:
             raise ValueError("train.pos_weight only applies to loss: bce")
         if self.early_stopping_patience < 0:
             raise ValueError("train.early_stopping_patience must be >= 0 (0 turns it off)")
+        if self.part_loss_weight < 0:
+            raise ValueError(f"train.part_loss_weight must be >= 0, got {self.part_loss_weight}")
         if self.consistency < 0:
             raise ValueError(f"train.consistency must be >= 0, got {self.consistency}")
         if self.num_workers < 0:
@@ -145,7 +151,7 @@ class RunConfig:
     def processor_kwargs(self) -> tuple[str, dict[str, Any]]:
         """The processor's name and config: the model's defaults with this recipe's block on top."""
         name, model_params = self.model_kwargs()
-        params = {**get_model_class(name).processor_defaults(model_params), **self.processor}
+        params = merge_blocks(get_model_class(name).processor_defaults(model_params), self.processor)
         return str(params.pop("name")), params
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,16 +203,34 @@ def load_run_config(
 def _resolve_model_paths(config: RunConfig, base_dir: Path | None) -> None:
     """Relative file paths in the model block (weights, member recipes) are looked up beside the
     recipe when they do not exist from the working directory."""
-    name, _ = config.model_kwargs()
+    if base_dir is not None:
+        _resolve_block_paths(config.model, base_dir, default_name="ngram")
+
+
+def _resolve_block_paths(block: dict[str, Any], base_dir: Path, default_name: str | None = None) -> None:
+    """One model block's path fields, and those of model blocks nested in it (a video model's
+    frame model)."""
     try:
-        fields = get_model_class(name).path_fields
+        fields = get_model_class(str(block.get("name", default_name))).path_fields
     except ConfigError:
         return  # reported with its context by _check_model_and_processor
-    for key in fields:
-        value = config.model.get(key)
-        if isinstance(value, str) and base_dir is not None and not Path(value).exists() \
-                and (base_dir / value).exists():
-            config.model[key] = str(base_dir / value)
+    for key, value in block.items():
+        if key in fields and isinstance(value, str) and not Path(value).exists() and (base_dir / value).exists():
+            block[key] = str(base_dir / value)
+        elif isinstance(value, dict) and "name" in value:
+            _resolve_block_paths(value, base_dir)
+
+
+def merge_blocks(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` laid over ``defaults``, nested mappings merged key by key (so a recipe can set
+    one field of a nested block, such as ``processor.frame.resize``, and keep the rest)."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_blocks(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _check_model_and_processor(config: RunConfig, where: str) -> None:

@@ -43,13 +43,18 @@ class TrainState:
     best_epoch: int | None = None
     bad_epochs: int = 0
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    # The dev loss of the best epoch: it breaks ties of the selection metric (a small dev split
+    # often scores a perfect macro-F1 epochs before the model is confident).
+    best_loss: float | None = None
 
-    def update(self, epoch: int, value: float, minimise: bool) -> bool:
-        """Record epoch ``epoch``'s selection value; True when it is the best so far."""
+    def update(self, epoch: int, value: float, minimise: bool, loss: float | None = None) -> bool:
+        """Record epoch ``epoch``'s selection value (and dev loss); True when it is the best so far."""
         self.epoch = epoch
-        better = self.best_value is None or (value < self.best_value if minimise else value > self.best_value)
+        tie_won = (value == self.best_value and loss is not None and self.best_loss is not None
+                   and loss < self.best_loss)
+        better = self.best_value is None or tie_won or (value < self.best_value if minimise else value > self.best_value)
         if better:
-            self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best_value, self.best_epoch, self.bad_epochs, self.best_loss = value, epoch, 0, loss
         else:
             self.bad_epochs += 1
         return better

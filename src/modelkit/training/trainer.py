@@ -18,12 +18,22 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..classifier import Classifier
 from ..config import ConfigError
-from ..data.records import DataError, Records, fold_records, read_records, sample_per_class, split_records, take_rows
+from ..data.records import (
+    DataError,
+    Records,
+    fold_records,
+    read_records,
+    row_segments,
+    sample_per_class,
+    split_records,
+    take_rows,
+)
 from ..evaluation.metrics import compute_metrics, format_metrics
 from ..evaluation.thresholds import best_f1_thresholds
 from ..inference.runner import accelerator_available
@@ -97,6 +107,14 @@ def evaluate_test(output_dir: Path, test: Records, device: torch.device, batch_s
     classifier.metrics["test"] = metrics
     classifier.save(output_dir)
     return metrics
+
+
+def _part_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy over the parts and categories whose labels are known (not NaN)."""
+    known = ~torch.isnan(targets)
+    if not known.any():
+        return logits.sum() * 0.0  # keeps the graph whole for distributed training
+    return F.binary_cross_entropy_with_logits(logits[known].float(), targets[known])
 
 
 def _consistency(originals: torch.Tensor, copies: torch.Tensor) -> torch.Tensor:
@@ -192,7 +210,8 @@ class Trainer:
             if self.is_main:
                 logger.info("epoch %d dev: loss %.4f  %s", epoch + 1, metrics["loss"],
                             format_metrics(metrics).splitlines()[0])
-            if state.update(epoch + 1, metrics[self.select_metric], minimise=self.select_metric == "loss"):
+            if state.update(epoch + 1, metrics[self.select_metric], minimise=self.select_metric == "loss",
+                            loss=metrics["loss"]):
                 if self.is_main:
                     save_trained(self.config, self.accelerator.unwrap_model(self.model), self.processor, self.taxonomy,
                                  thresholds, {"dev": metrics, "epoch": epoch + 1, "train_seconds": elapsed})
@@ -228,7 +247,8 @@ class Trainer:
         seed = cfg.seed + acc.process_index
         train_loader = build_loader(splits.train, self.processor, train=True, batch_size=cfg.batch_size, seed=seed,
                                     num_workers=cfg.num_workers, paired=cfg.consistency > 0,
-                                    group_by_length=cfg.group_by_length)
+                                    group_by_length=cfg.group_by_length, segments=self._part_supervision(model, splits.train),
+                                    categories=self.taxonomy.ids)
         dev_loader = build_loader(splits.dev, self.processor, train=False, batch_size=cfg.eval_batch_size, seed=seed,
                                   num_workers=cfg.num_workers, group_by_length=cfg.group_by_length)
         # Counted on the unsharded loader: accelerate steps a prepared scheduler once per process
@@ -240,6 +260,12 @@ class Trainer:
         )
         self.loss_fn.to(acc.device)
         return splits
+
+    def _part_supervision(self, model: ModerationModel, records: Records) -> list[list[dict[str, Any]]] | None:
+        """The training rows' timed labels, when the model scores parts and the data has them."""
+        if not (model.scores_parts and self.cfg.part_loss_weight and not self.cfg.consistency):
+            return None
+        return row_segments(records, self.config.data.segments_field)
 
     def _decodable(self, records: Records) -> Records:
         """Decodes every row once when the inputs are files, so that a corrupt file fails (or, with
@@ -314,9 +340,14 @@ class Trainer:
         running = 0.0
         for step, batch in enumerate(bar):
             labels = batch.pop("labels")
+            part_targets = batch.pop("part_labels", None)
             with acc.accumulate(model):
-                logits = model(**batch)
-                loss = self.loss_fn(logits, labels)
+                if part_targets is None:
+                    logits = model(**batch)
+                    loss = self.loss_fn(logits, labels)
+                else:
+                    logits, part_logits, _ = model(**batch, with_parts=True)
+                    loss = self.loss_fn(logits, labels) + cfg.part_loss_weight * _part_loss(part_logits, part_targets)
                 if cfg.consistency:
                     loss = loss + cfg.consistency * _consistency(*logits.chunk(2))
                 acc.backward(loss)
