@@ -118,14 +118,15 @@ def _rgb(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
     return round(255 * red), round(255 * green), round(255 * blue)
 
 
-def _background(size: int, rng: np.random.Generator) -> Image.Image:
+def noisy_gradient(width: int, height: int, rng: np.random.Generator) -> Image.Image:
+    """A noisy gradient between two random muted colours."""
     # Muted colours, so that no background mimics a motif's saturated hue.
     start, end = (np.array(_rgb(rng.random(), rng.uniform(0, 0.4), rng.uniform(0.2, 0.9))) for _ in range(2))
     angle = rng.uniform(0, 2 * math.pi)
-    ys, xs = np.mgrid[0:size, 0:size]
+    ys, xs = np.mgrid[0:height, 0:width]
     ramp = xs * math.cos(angle) + ys * math.sin(angle)
     ramp = (ramp - ramp.min()) / np.ptp(ramp)
-    pixels = start + (end - start) * ramp[..., None] + rng.normal(0, rng.uniform(0, 12), (size, size, 3))
+    pixels = start + (end - start) * ramp[..., None] + rng.normal(0, rng.uniform(0, 12), (height, width, 3))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
@@ -136,18 +137,41 @@ def _paint(image: Image.Image, colour: tuple[int, int, int], shape: Shape, cx: f
     image.paste(colour, (0, 0, image.width, image.height), mask.resize(image.size, Image.Resampling.BOX))
 
 
+def paint_blob(image: Image.Image, grey: int, aspect: float, cx: float, cy: float, r: float) -> None:
+    """A neutral grey ellipse (``aspect`` = height / width), a distractor that means no category."""
+    _paint(image, (grey, grey, grey), _ellipse(aspect), cx, cy, r, 0)
+
+
+def motif_colour(category: str, rng: np.random.Generator) -> tuple[int, int, int]:
+    """A saturated colour near the category's hue: with the shape, the cue a model learns."""
+    hue = _STYLES[category][1]
+    return _rgb(hue + rng.normal(0, 0.02), rng.uniform(0.7, 1), rng.uniform(0.7, 1))
+
+
+def paint_motif(image: Image.Image, category: str, colour: tuple[int, int, int], cx: float, cy: float, r: float,
+                angle: float) -> None:
+    """The category's shape, centred at (``cx``, ``cy``) with radius ``r`` and rotated by ``angle`` radians."""
+    _paint(image, colour, _STYLES[category][0], cx, cy, r, angle)
+
+
 def _draw_image(labels: list[str], size: int, rng: np.random.Generator) -> Image.Image:
-    image = _background(size, rng)
+    image = noisy_gradient(size, size, rng)
     for _ in range(int(rng.integers(3))):
         grey = int(rng.integers(60, 200))
-        blob = _ellipse(rng.uniform(0.5, 2))
-        _paint(image, (grey, grey, grey), blob, *rng.uniform(0, size, 2), rng.uniform(0.08, 0.2) * size, 0)
+        aspect = rng.uniform(0.5, 2)
+        paint_blob(image, grey, aspect, *rng.uniform(0, size, 2), rng.uniform(0.08, 0.2) * size)
     for category in labels:
-        shape, hue = _STYLES[category]
         r = rng.uniform(0.25, 0.45) * size / 2
-        colour = _rgb(hue + rng.normal(0, 0.02), rng.uniform(0.7, 1), rng.uniform(0.7, 1))
-        _paint(image, colour, shape, *rng.uniform(r, size - r, 2), r, rng.uniform(-0.3, 0.3))
+        colour = motif_colour(category, rng)
+        paint_motif(image, category, colour, *rng.uniform(r, size - r, 2), r, rng.uniform(-0.3, 0.3))
     return image
+
+
+def check_categories(categories: list[str]) -> None:
+    """Raise ValueError naming any category without a motif."""
+    unknown = [c for c in categories if c not in _STYLES]
+    if unknown:
+        raise ValueError(f"no synthetic motifs for {unknown}; available: {', '.join(CUES)}")
 
 
 def make_synthetic_images(
@@ -165,9 +189,7 @@ def make_synthetic_images(
     """
     rng = np.random.default_rng(seed)
     categories = categories or list(CUES)
-    unknown = [c for c in categories if c not in CUES]
-    if unknown:
-        raise ValueError(f"no synthetic motifs for {unknown}; available: {', '.join(CUES)}")
+    check_categories(categories)
 
     labels = []
     for category in categories:

@@ -109,9 +109,13 @@ def render_text(
     font_path: str | Path | None = None,
     width: int | None = None,
     max_chars: int = 400,
+    font_sizes: tuple[int, int] = (18, 35),
 ) -> Image.Image:
-    """``text[:max_chars]`` wrapped to the width and drawn with random styling; height follows the lines."""
-    font = _font(Path(font_path or find_cjk_font()), int(rng.integers(18, 35)))
+    """``text[:max_chars]`` wrapped to the width and drawn with random styling; height follows the lines.
+
+    The font size in pixels is drawn from ``[font_sizes[0], font_sizes[1])``.
+    """
+    font = _font(Path(font_path or find_cjk_font()), int(rng.integers(*font_sizes)))
     width = width or int(rng.integers(360, 641))
     margin = int(rng.integers(8, 25))
     start, end, ink = _colours(rng)

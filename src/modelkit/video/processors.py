@@ -1,0 +1,132 @@
+"""The ``video`` processor: sample frames from a video, decode each with a frame processor, batch them.
+
+A video becomes a list of frame items (what an ``image`` or ``image_ocr`` processor makes of
+each sampled picture) and the frames' times. :meth:`VideoProcessor.collate` concatenates the
+frames of a batch of videos into one frame batch, plus ``frame_rows`` (the video each frame came
+from), so any image model scores the frames and the ``video`` model pools them per video. After
+scoring, :meth:`VideoProcessor.segments` turns per-frame scores into timestamped segments.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..config import ConfigError, from_dict
+from ..processing import InputError, Processor, create_processor, processor_from_config, register_processor
+from .sampler import SamplerConfig, sample_frames
+from .segments import SegmentConfig, find_segments
+
+FRAME_FOLDER = "frame"
+
+
+@dataclass
+class VideoItem:
+    frames: list[Any]  # what the frame processor decoded, one per sampled frame
+    times: np.ndarray  # seconds of each frame, from the stream's presentation times
+    evidence: list[dict[str, Any] | None]  # the frame processor's evidence per frame
+
+
+@dataclass
+class VideoProcessorConfig:
+    # The processor of each sampled frame (name + its fields): image, or image_ocr for text in frames.
+    frame: dict[str, Any] = field(default_factory=lambda: {"name": "image"})
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
+
+
+def video_source(value: Any) -> Any:
+    """What the sampler opens: a path, or the bytes / path of a ``datasets`` Video value."""
+    if isinstance(value, Mapping):
+        return bytes(value["bytes"]) if value.get("bytes") else str(value.get("path") or "")
+    return value
+
+
+def video_name(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("path") or "<video bytes>")
+    return str(value) if isinstance(value, (str, Path)) else f"<{type(value).__name__} video>"
+
+
+@register_processor("video")
+class VideoProcessor(Processor):
+    """Video -> sampled frames -> the frame processor's batch + ``frame_rows``."""
+
+    modality = "video"
+    config_class = VideoProcessorConfig
+
+    def __init__(self, config: VideoProcessorConfig, frame: Processor | None = None) -> None:
+        super().__init__(config)
+        if frame is None:
+            frame_config = dict(config.frame)
+            frame = create_processor(str(frame_config.pop("name", "")), **frame_config)
+        if frame.modality != "image":
+            raise ConfigError(f"processor.frame: {frame.name} reads {frame.modality} inputs, not images")
+        self.frame = frame
+
+    def train(self, mode: bool = True) -> VideoProcessor:
+        self.frame.train(mode)
+        return super().train(mode)
+
+    def in_mode(self, training: bool) -> VideoProcessor:
+        view = super().in_mode(training)
+        view.frame = self.frame.in_mode(training)
+        return view
+
+    @property
+    def augments(self) -> bool:
+        return self.frame.augments
+
+    def decode_value(self, value: Any, labels: np.ndarray | None, rng: random.Random | None) -> VideoItem:
+        frames, times, evidence = [], [], []
+        for frame in sample_frames(video_source(value), self.config.sampler):
+            item = self.frame.decode_value(frame.image, labels, rng)
+            frames.append(item)
+            times.append(frame.time_s)
+            evidence.append(self.frame.evidence(item))
+        if not frames:
+            raise InputError(f"{video_name(value)}: no frames could be sampled")
+        return VideoItem(frames, np.asarray(times, dtype=np.float64), evidence)
+
+    def collate(self, items: Sequence[VideoItem]) -> dict[str, torch.Tensor]:
+        batch = self.frame.collate([frame for item in items for frame in item.frames])
+        counts = torch.tensor([len(item.frames) for item in items])
+        batch["frame_rows"] = torch.repeat_interleave(torch.arange(len(items)), counts)
+        return batch
+
+    def timeline(self, item: VideoItem) -> np.ndarray:
+        return item.times
+
+    def evidence(self, item: VideoItem) -> dict[str, Any]:
+        """How many frames were scored over which span, and what the frame processor saw in each
+        (the text OCR read), keeping its short fields only (not OCR boxes)."""
+        evidence: dict[str, Any] = {"frames": len(item.frames),
+                                    "span_s": [round(float(item.times[0]), 3), round(float(item.times[-1]), 3)]}
+        seen = [{"time_s": round(float(t), 3), **{k: v for k, v in e.items() if isinstance(v, (str, int, float))}}
+                for t, e in zip(item.times, item.evidence) if e]
+        if seen:
+            evidence["frame_evidence"] = seen
+        return evidence
+
+    def segments(self, times: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
+                 categories: list[str]) -> list[dict[str, Any]]:
+        return find_segments(times, scores, thresholds, categories, self.config.segments)
+
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "frame": self.frame.to_config()}
+
+    def save_assets(self, directory: Path) -> list[str]:
+        folder = directory / FRAME_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        return [f"{FRAME_FOLDER}/{name}" for name in self.frame.save_assets(folder)]
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], directory: Path) -> VideoProcessor:
+        parsed = from_dict(VideoProcessorConfig, config, where="processor")
+        return cls(parsed, processor_from_config(parsed.frame, directory / FRAME_FOLDER))
