@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""Video benchmark on the CPU. Sampling section: modelkit's frame sampler against a naive reader.
+"""Video benchmark on the CPU: modelkit's frame sampler against a naive reader, its peak memory, and
+end-to-end videos per minute.
 
 Test videos are generated once and cached under --work: H.264 (libx264, preset veryfast -- chosen
 for encoding time on small machines -- crf 23, libx264's default GOP: keyint 250 with scene-cut
-keyframes, B-frames on), 1280x720 at 30 fps, --minutes long plus a short one with the same
+keyframes, or --gop N; B-frames on), 1280x720 at 30 fps, --minutes long plus a short one with the same
 settings; the content scrolls a textured background, moves a box and cuts every 20 s to a new
 texture, alternately dark and bright. Rows, each one pass over the long video in this process
 (wall time, and CPU time of all threads, steadier on a shared machine):
@@ -23,7 +24,11 @@ peaks at several hundred MB, which would hide the sampler, so the child resets i
 imports (/proc/self/clear_refs) and reports the baseline it sampled from; "growth" is peak minus
 baseline, the memory sampling itself took.
 
-    python scripts/benchmark_video.py [--minutes 10] [--work runs/benchmark_video] [--out FILE]
+End to end: ``video_classifier`` over an (untrained) image checkpoint predicts --videos copies of
+the short video (fps=1, max_frames 64, batch 1, 2 decode workers): a MobileNetV2 frame model
+(ONNX Runtime on the CPU) and OCR of every sampled 720p frame scored by an n-gram text model.
+
+    python scripts/benchmark_video.py [--minutes 10] [--gop N] [--videos 3] [--work runs/benchmark_video] [--out FILE]
 """
 
 from __future__ import annotations
@@ -89,18 +94,23 @@ def _pictures(frames: int) -> Iterator[np.ndarray]:
         yield pixels
 
 
-def make_video(work: Path, minutes: float) -> Path:
-    """The cached test video of ``minutes`` (written on first use)."""
-    path = work / f"moving_{WIDTH}x{HEIGHT}_{RATE}fps_{minutes:g}min_x264-{PRESET}.mp4"
+def make_video(work: Path, minutes: float, gop: int | None) -> Path:
+    """The cached test video of ``minutes`` (written on first use); ``gop``: keyframe interval in
+    frames, None for libx264's default."""
+    gop_name = f"_g{gop}" if gop else ""
+    path = work / f"moving_{WIDTH}x{HEIGHT}_{RATE}fps_{minutes:g}min_x264-{PRESET}{gop_name}.mp4"
     if path.is_file():
         return path
     work.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.mp4")
     frames = round(minutes * 60 * RATE)
-    print(f"encoding {path.name}: {frames} frames (libx264 preset {PRESET}, default GOP)...", flush=True)
+    print(f"encoding {path.name}: {frames} frames (libx264 preset {PRESET}, "
+          f"{f'GOP {gop}' if gop else 'default GOP'})...", flush=True)
     start = time.perf_counter()
     with av.open(str(partial), "w") as container:
         stream = container.add_stream("libx264", rate=RATE, options={"preset": PRESET, "crf": "23"})
+        if gop:
+            stream.codec_context.gop_size = gop
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         for pixels in _pictures(frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
@@ -209,8 +219,68 @@ def memory_rows(short: Path, long: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------
+# End to end: Classifier.predict on videos (sampling, frame decoding, frame model, pooling, segments)
+# ------------------------------------------------------------------------------------------
+def _frame_checkpoints(folder: Path) -> dict[str, tuple[Path, dict]]:
+    """Image checkpoints to score frames with (untrained: the speed is the architecture's), and the
+    sampler each runs with: label -> (checkpoint, sampler fields)."""
+    import modelkit
+    from modelkit.image import ocr_classifier
+    from modelkit.policy import Policy
+
+    taxonomy = modelkit.Taxonomy.load("default").enabled()
+    image = modelkit.create_processor("image", resize=256, crop=224)
+    cnn = modelkit.Classifier(modelkit.create_model("image", taxonomy, processor=image, arch="mobilenet_v2"),
+                              image, Policy(taxonomy))
+    text = modelkit.create_processor("text_ngram")
+    ngram = modelkit.Classifier(modelkit.create_model("ngram", taxonomy, processor=text), text, Policy(taxonomy))
+    ocr = ocr_classifier(ngram.save(folder / "ngram"))
+    return {
+        "MobileNetV2 224 px (ONNX Runtime)": (cnn.save(folder / "mobilenet_v2"), {"fps": 1.0, "size": 256}),
+        "OCR (RapidOCR) + ngram, 720p frames": (ocr.save(folder / "ocr"), {"fps": 1.0, "size": None}),
+    }
+
+
+def end_to_end_rows(video: Path, work: Path, copies: int) -> list[dict]:
+    import os
+    import tempfile
+
+    from modelkit.video import video_classifier
+
+    os.environ["MODELKIT_OCR_CACHE"] = "off"  # the copies are the same video: no cache hits
+    paths = []
+    for n in range(copies):
+        path = work / f"copy{n}_{video.name}"
+        if not path.exists():
+            os.link(video, path)
+        paths.append(str(path))
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for label, (checkpoint, sampler_fields) in _frame_checkpoints(Path(folder)).items():
+            clf = video_classifier(checkpoint, sampler={**sampler_fields, "max_frames": 64})
+            clf.predict(paths[:1])  # warm up: ONNX export, OCR model load
+            start, cpu = time.perf_counter(), _cpu_seconds()
+            predictions = clf.predict(paths, batch_size=1, num_workers=2)
+            wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+            frames = sum(len(p.timeline[0]) for p in predictions)
+            rows.append({"row": label, "videos": len(paths), "frames": frames, "wall_s": round(wall, 2),
+                         "videos_per_min": round(60 * len(paths) / wall, 2),
+                         "frames_per_s": round(frames / wall, 1), "main_process_cpu_s": round(cpu, 2)})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
 # Output
 # ------------------------------------------------------------------------------------------
+def print_end_to_end(rows: list[dict], video: dict) -> None:
+    print(f"\nEnd to end: Classifier.predict on copies of {video['file']} ({video['seconds']:.0f} s each), "
+          "fps=1, max_frames 64, 2 decode workers")
+    print(f"{'frame model':<40}{'videos':>8}{'frames':>8}{'wall s':>8}{'videos/min':>12}{'frames/s':>10}")
+    for row in rows:
+        print(f"{row['row']:<40}{row['videos']:>8}{row['frames']:>8}{row['wall_s']:>8.2f}"
+              f"{row['videos_per_min']:>12.2f}{row['frames_per_s']:>10.1f}")
+
+
 def print_sampling(rows: list[dict], video: dict) -> None:
     print(f"\nSampling: {video['file']} ({video['frames']} frames, {video['seconds']:.0f} s, "
           f"{video['keyframes']} keyframes, {video['mbit_per_s']} Mbit/s), one pass per row")
@@ -237,19 +307,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the long video (default 10)")
     parser.add_argument("--short-minutes", type=float, default=None,
                         help="length of the short video (default: 1, or minutes / 10 when that is shorter)")
+    parser.add_argument("--gop", type=int, default=None,
+                        help="keyframe interval in frames (default: libx264's own, 250 with scene cuts)")
     parser.add_argument("--work", type=Path, default=Path("runs/benchmark_video"), help="cache of test videos")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default: WORK/results.json)")
+    parser.add_argument("--videos", type=int, default=3, help="copies of the short video scored end to end")
     parser.add_argument("--child", nargs=3, metavar=("VIDEO", "FIELDS", "KEEP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(*args.child)
         return
     short_minutes = args.short_minutes or min(1.0, args.minutes / 10)
-    long_video, short_video = make_video(args.work, args.minutes), make_video(args.work, short_minutes)
+    long_video = make_video(args.work, args.minutes, args.gop)
+    short_video = make_video(args.work, short_minutes, args.gop)
     long_info, short_info = describe(long_video), describe(short_video)
     results: dict = {"machine": {"python": platform.python_version(), "pyav": av.__version__,
                                  "ffmpeg": av.ffmpeg_version_info, "cpus": _cpu_count()},
-                     "encoding": {"codec": "libx264", "preset": PRESET, "crf": 23, "gop": "libx264 default"},
+                     "encoding": {"codec": "libx264", "preset": PRESET, "crf": 23,
+                                  "gop": args.gop or "libx264 default (keyint 250, scene cuts)"},
                      "videos": {"long": long_info, "short": short_info}}
 
     results["sampling"] = sampling_rows(long_video, long_info["frames"])
@@ -257,8 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     results["memory"] = memory_rows(short_video, long_video)
     print_memory(results["memory"], short_info, long_info)
 
-    # ---- End-to-end section (sampling + frame scoring + aggregation): to be added here; add its
-    # ---- rows to results["end_to_end"] before the JSON is written.
+    results["end_to_end"] = end_to_end_rows(short_video, args.work, args.videos)
+    print_end_to_end(results["end_to_end"], short_info)
 
     out = args.out or args.work / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)

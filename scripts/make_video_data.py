@@ -7,9 +7,10 @@ and end times are in the manifests ({"id", "video", "labels", "segments"}).
         --backgrounds ../shared/data/video/bigbuckbunny.mp4 ../shared/data/video/vtest.avi
     # burnt-in Chinese captions (synthetic sentences), to be read by OCR
     python scripts/make_video_data.py ocr runs/data/video_ocr --backgrounds ../shared/data/video/*.mp4
-    # or ChineseHarm-Bench's short texts (label_en as the category; non_violation rows are harmless captions)
+    # or ChineseHarm-Bench's short texts (label_en as the category; non_violation rows are harmless
+    # captions); the rows no video shows go to unused_texts.jsonl, for the text model
     python scripts/make_video_data.py ocr runs/data/video_chineseharm_ocr \\
-        --source ../shared/data/chineseharm_bench/dev.jsonl
+        --source ../shared/data/chineseharm_bench/dev.jsonl --backgrounds ../shared/data/video/*
 
 Both are deterministic for a seed. Needs PyAV (the video extra); ocr needs a Noto CJK font.
 """
@@ -21,7 +22,10 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from modelkit.data.synthetic import make_synthetic, write_synthetic_video_splits, write_text_overlay_splits
+from modelkit.data.synthetic.splits import write_jsonl
 
 
 def size(value: str) -> tuple[int, int]:
@@ -36,14 +40,27 @@ def synthetic_texts(seed: int) -> tuple[list[tuple[str, str]], list[str]]:
     return positives, [row["text"] for row in rows if not row["labels"]]
 
 
-def source_texts(path: Path, label_field: str, clean_label: str,
-                 max_chars: int) -> tuple[list[tuple[str, str]], list[str]]:
-    """Rows of a jsonl with ``text`` and ``label_field`` up to ``max_chars`` long (longer ones do not fit a frame)."""
+# ChineseHarm-Bench's label_en values that are not taxonomy ids (the others are).
+CHINESEHARM_CATEGORIES = {"pornography_vulgar": "pornography", "abuse_flaming": "abuse"}
+
+
+def source_texts(path: Path, label_field: str, clean_label: str, max_chars: int, counts: tuple[int, int],
+                 seed: int, unused: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """``counts`` = (violating, clean) rows of a jsonl with ``text`` and ``label_field``, up to
+    ``max_chars`` long (longer ones do not fit a frame), drawn at random; every other row is written
+    to ``unused`` so that a text model can be trained on texts no video shows."""
     with open(path, encoding="utf-8") as handle:  # not splitlines(): texts may hold U+2028 and the like
         rows = [json.loads(line) for line in handle if line.strip()]
-    rows = [row for row in rows if len(row["text"]) <= max_chars]
-    positives = [(row["text"], row[label_field]) for row in rows if row[label_field] != clean_label]
-    return positives, [row["text"] for row in rows if row[label_field] == clean_label]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    fits = [i for i in order if len(rows[i]["text"]) <= max_chars]
+    violating = [i for i in fits if rows[i][label_field] != clean_label][: counts[0]]
+    clean = [i for i in fits if rows[i][label_field] == clean_label][: counts[1]]
+    used = set(violating) | set(clean)
+    unused.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(unused, [row for i, row in enumerate(rows) if i not in used])
+    positives = [(rows[i]["text"], CHINESEHARM_CATEGORIES.get(rows[i][label_field], rows[i][label_field]))
+                 for i in violating]
+    return positives, [rows[i]["text"] for i in clean]
 
 
 def main() -> int:
@@ -83,7 +100,12 @@ def main() -> int:
         paths = write_synthetic_video_splits(args.output, categories=args.categories, **common)
     else:
         if args.source:
-            positives, negatives = source_texts(args.source, args.label_field, args.clean_label, args.max_chars)
+            videos = args.train + args.dev + args.test
+            clean = sum(round(args.clean_fraction * n) for n in (args.train, args.dev, args.test))
+            unused = Path(args.output) / "unused_texts.jsonl"
+            positives, negatives = source_texts(args.source, args.label_field, args.clean_label, args.max_chars,
+                                                (videos - clean, clean), args.seed, unused)
+            print(f"{unused}: the source rows no video shows (train text models on these)")
         else:
             positives, negatives = synthetic_texts(args.seed)
         paths = write_text_overlay_splits(args.output, positives=positives, negatives=negatives,

@@ -1,12 +1,13 @@
-"""``modelkit demo``: the whole path on synthetic data, text (bilingual) and images, in a few minutes."""
+"""``modelkit demo``: the whole path on synthetic data, text (bilingual), images and video, in a few minutes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from .classifier import load
-from .data.synthetic import write_synthetic_image_splits, write_synthetic_splits
+from .classifier import Prediction, load
+from .data.synthetic import write_synthetic_image_splits, write_synthetic_splits, write_synthetic_video_splits
 from .evaluation.evaluate import evaluate, summary_text
 from .training.api import train
 
@@ -17,6 +18,7 @@ def run_demo(output_dir: Path) -> dict[str, Path]:
     output_dir = Path(output_dir)
     outputs = _text_demo(output_dir / "text")
     outputs.update({f"image_{name}": path for name, path in _image_demo(output_dir / "image").items()})
+    outputs.update({f"video_{name}": path for name, path in _video_demo(output_dir / "video").items()})
     print("\noutputs:")
     for name, path in outputs.items():
         print(f"  {name:<18} {path}")
@@ -56,15 +58,49 @@ def _image_demo(output_dir: Path) -> dict[str, Path]:
         "processor": {"resize": 48, "crop": 48, "augment": {"hflip": 0.5}},
         "train": {"epochs": 12, "batch_size": 32, "learning_rate": 0.003, "tune_thresholds": True, "log_every": 20},
     }
+
+    def describe(row: dict, prediction: Prediction) -> str:
+        return f"{row['image']:<22} true {row['labels'] or ['(clean)']!s:<28} -> {prediction.labels or ['(clean)']}"
+
+    return _train_report_predict(recipe, splits["test"], output_dir, "image", describe)
+
+
+def _video_demo(output_dir: Path) -> dict[str, Path]:
+    """A small CNN scores sampled frames; trained on video labels and segments, it says where a
+    category's motif shows up (segments with start and end times)."""
+    splits = write_synthetic_video_splits(output_dir / "data", train=48, dev=12, test=12, duration_s=(5.0, 8.0),
+                                          min_signal_s=2.0, max_signal_s=3.5, fps=8, size=(96, 72), seed=0)
+    recipe = {
+        "output_dir": str(output_dir / "model"),
+        "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "inputs": {"video": "video"}},
+        "categories": ["pornography", "soft_pornography", "vulgar"],
+        "model": {"name": "video", "frames": {"name": "image", "arch": "small_cnn", "dropout": 0.1}},
+        "processor": {"frame": {"resize": [36, 48], "crop": None}, "sampler": {"fps": 4, "size": 36},
+                      "segments": {"exit_ratio": 0.5, "merge_gap_s": 0.6, "min_frames": 2}},
+        "train": {"epochs": 8, "batch_size": 8, "learning_rate": 0.003, "tune_thresholds": True, "log_every": 20},
+    }
+
+    def spans(segments: list[dict]) -> str:
+        return ", ".join(f"{s['category']} {s['start_s']:.1f}-{s['end_s']:.1f} s" for s in segments) or "clean"
+
+    def describe(row: dict, prediction: Prediction) -> str:
+        return f"{row['video']:<20} true [{spans(row['segments'])}] -> [{spans(prediction.segments or [])}]"
+
+    return _train_report_predict(recipe, splits["test"], output_dir, "video", describe)
+
+
+def _train_report_predict(recipe: dict, test: Path, output_dir: Path, field: str,
+                          describe: Callable[[dict, Prediction], str]) -> dict[str, Path]:
+    """Train ``recipe``, report on ``test`` and predict its first rows (files named in ``field``)."""
     checkpoint = train(recipe)
     report_dir = output_dir / "eval"
-    report = evaluate(checkpoint, splits["test"], output_dir=report_dir, bootstrap_resamples=200)
+    report = evaluate(checkpoint, test, output_dir=report_dir, bootstrap_resamples=200)
     print(summary_text(report))
-    rows = [json.loads(line) for line in splits["test"].read_text(encoding="utf-8").splitlines()[:6]]
-    paths = [str(splits["test"].parent / row["image"]) for row in rows]
+    rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines()[:6]]
+    paths = [str(test.parent / row[field]) for row in rows]
     predictions_path = output_dir / "predictions.jsonl"
     with open(predictions_path, "w", encoding="utf-8") as handle:
         for row, path, prediction in zip(rows, paths, load(checkpoint).predict(paths)):
-            handle.write(json.dumps({"image": path, **prediction.to_dict()}, ensure_ascii=False) + "\n")
-            print(f"{row['image']:<22} true {row['labels'] or ['(clean)']!s:<28} -> {prediction.labels or ['(clean)']}")
+            handle.write(json.dumps({field: path, **prediction.to_dict()}, ensure_ascii=False) + "\n")
+            print(describe(row, prediction))
     return {"checkpoint": checkpoint, "report": report_dir / "report.html", "predictions": predictions_path}

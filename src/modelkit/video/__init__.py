@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,11 @@ def _preview(value: Any) -> dict[str, str]:
 
     name = processors.video_name(value)
     try:
-        first = next(sample_frames(processors.video_source(value), SamplerConfig(max_frames=1, size=96)), None)
+        # The first keyframe: no more of the video is read (max_frames would read all of a video
+        # whose duration cannot be trusted).
+        config = SamplerConfig("keyframes", max_frames=None, size=96)
+        with closing(sample_frames(processors.video_source(value), config)) as frames:
+            first = next(frames, None)
     except VideoError as err:
         return {"text": str(err)}
     return {"text": name} if first is None else {**thumbnail(first.image), "text": name}

@@ -53,9 +53,6 @@ _FULL_RANGE = 2  # AVCOL_RANGE_JPEG: luma in [0, 255] rather than [16, 235]
 DEFAULT_RATE = 25.0   # FFmpeg's own guess for a stream that states no frame rate
 MAX_PACKET_RATE = 1000  # packets per second of max_seconds, the bound for streams without timestamps
 MAX_BAD_PACKETS = 200   # consecutive undecodable packets before giving up on a stream
-# A keyframe is shown up to a few frames after it is decoded (B-frame reordering: 2 for x264's
-# B-pyramid); seek decisions look this many frames before the target, see _Reader._keyframe_ahead.
-REORDER_FRAMES = 4
 _TURNS = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_270}
 
 
@@ -249,12 +246,12 @@ class _Grid:
         self.last = -1  # slot of the last frame taken
 
     def slot(self, key: float) -> int:
-        # The epsilon makes a frame at exactly k / fps (in floats, 2.9999999 / 1) land in slot k.
-        return math.floor(key / self.step + 1e-6) if self.step else self.last + 1
+        # The epsilon makes a frame at exactly k / fps (in floats, 2.9999999999 / 1) land in slot k.
+        return math.floor(key / self.step + 1e-9) if self.step else self.last + 1
 
     def next_start(self) -> float | None:
         """The earliest time that falls in a slot after the last one taken (the same epsilon)."""
-        return (self.last + 1 - 1e-6) * self.step if self.step else None
+        return (self.last + 1 - 1e-9) * self.step if self.step else None
 
     def widen(self, kept: list[tuple[float, Frame]], cap: int) -> list[tuple[float, Frame]]:
         """Widen the slots until ``kept`` (key, frame) has at most ``cap`` frames, one per slot."""
@@ -288,6 +285,9 @@ class _Reader:
         entries = stream.index_entries
         self.entries = entries if len(entries) else None
         self.frames_indexed = bool(stream.frames) and len(entries) == stream.frames
+        # Index entries hold decode times; B-frame reordering shows frames later by a constant delay
+        # (MP4 and x264: two frames), measured on the first frame.
+        self.delay = max(0, self.start - entries[0].timestamp) if self.entries is not None else 0
         self.decoded = 0
         self.error: Exception | None = None
         self.stopped: str | None = None  # why decoding ended before the end of the stream
@@ -301,6 +301,7 @@ class _Reader:
         self._counted = 0
         self._index = -1
         self.last_time: float | None = None  # of the last frame decoded
+        self.end_time: float | None = None   # of the latest packet read
         context = stream.codec_context
         context.thread_type = "AUTO"
         context.thread_count = config.threads
@@ -328,7 +329,9 @@ class _Reader:
             read += 1
             # Packets come in decode order, up to a few frames ahead of their display: a second of
             # slack past max_seconds, then the decoder is drained (frames past it are dropped there).
-            late = packet.pts is not None and self._seconds(packet.pts) > self.config.max_seconds + 1
+            if packet.pts is not None:
+                self.end_time = max(self.end_time or 0.0, self._seconds(packet.pts))
+            late = self.end_time is not None and self.end_time > self.config.max_seconds + 1
             if late or read > limit:
                 self.stopped = f"stopped at sampler.max_seconds={self.config.max_seconds:g}"
                 yield None
@@ -371,20 +374,19 @@ class _Reader:
             self.stream.codec_context.skip_frame = self._skip = skip
 
     def _timestamp(self, seconds: float) -> int:
-        return self.start + int(seconds * self.time_base.denominator / self.time_base.numerator)
+        # Rounded: a slot start a hair below a keyframe's time must still seek to that keyframe.
+        return self.start + round(seconds * self.time_base.denominator / self.time_base.numerator)
 
     def _keyframe_ahead(self, wanted_from: float | None) -> int | None:
-        """A keyframe entry before ``wanted_from`` that lies ahead of what was read: seeking pays.
+        """The keyframe entry a seek to ``wanted_from`` lands on, if it lies ahead of what was read.
 
-        Demuxers seek by presentation time (the last keyframe shown at or before the target), but
-        index entries hold decode times (earlier, by the reordering delay). An entry decoded
-        REORDER_FRAMES before the target is also shown before it, so the seek lands on it or on
-        a later keyframe: always forward.
+        Demuxers seek to the last keyframe shown at or before the target; index entries hold decode
+        times, earlier by the reordering delay.
         """
         if self.entries is None or wanted_from is None or self._position is None or wanted_from == self._checked:
             return None
         self._checked = wanted_from
-        entry = self.entries.search_timestamp(self._timestamp(wanted_from - REORDER_FRAMES / self.rate))
+        entry = self.entries.search_timestamp(self._timestamp(wanted_from) - self.delay)
         if entry <= self._seeked or self.entries[entry].timestamp <= self._position:
             return None
         return entry
@@ -548,10 +550,10 @@ def _warn_if_short(name: str, reader: _Reader, claimed: float | None) -> None:
         logger.warning("%s: %s", name, reader.stopped)
     elif reader.error is not None:
         logger.warning("%s: damaged (%s); sampled from the %d frames that decoded", name, reader.error, reader.decoded)
-    elif claimed and reader.last_time is not None and reader.last_time < claimed - max(1.0, 0.1 * claimed):
+    elif claimed and (end := max(reader.last_time or 0.0, reader.end_time or 0.0)) < claimed - max(1.0, 0.1 * claimed):
         # Frame-threaded decoding conceals a cut packet rather than failing on it: the time says it.
-        logger.warning("%s: frames end at %.1f s of the %.1f s the header claims (cut short, or a lying header)",
-                       name, reader.last_time, claimed)
+        logger.warning("%s: the stream ends at %.1f s of the %.1f s the header claims (cut short, or a lying "
+                       "header)", name, end, claimed)
 
 
 def sample_batches(source: Source, config: SamplerConfig, batch_size: int) -> Iterator[list[Frame]]:
