@@ -232,6 +232,14 @@ def test_pooling_over_each_videos_frames():
     assert torch.allclose(near_mean, torch.tensor([[2.0, 0.0], [-1.0, 3.0]]))
 
 
+def test_batches_hold_a_bounded_number_of_frames():
+    from modelkit.processing import create_processor
+
+    assert create_processor("video", sampler={"max_frames": 64}).batch_size(256) == 8
+    assert create_processor("video", sampler={"max_frames": 64}).batch_size(4) == 4
+    assert create_processor("video", sampler={"max_frames": None}).batch_size(256) == 1
+
+
 def test_part_labels_from_segments():
     times = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     labels = np.array([1.0, 1.0, 0.0])

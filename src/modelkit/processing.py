@@ -204,6 +204,17 @@ class Processor:
         input that violate a category: ``{category, start_s, end_s, ...}`` dicts."""
         raise NotImplementedError(f"processor {self.name!r} does not cut inputs into segments")
 
+    @property
+    def max_batch_inputs(self) -> int | None:
+        """The most inputs one batch may hold (a video's frames add up: 256 videos of 64 frames
+        would be 16,384 pictures in one batch); None: any batch size."""
+        return None
+
+    def batch_size(self, requested: int) -> int:
+        """``requested`` capped at :attr:`max_batch_inputs`."""
+        cap = self.max_batch_inputs
+        return requested if cap is None else max(1, min(requested, cap))
+
     def length(self, raw: Any) -> int | None:
         """Cost of one raw input for batching inputs of similar size together; None: no notion."""
         return None

@@ -190,6 +190,7 @@ class Runner:
                            [None] * len(values), [None] * len(values), [None] * len(values))
         parts_scored = self.model.scores_parts
         order = self._order(values)
+        batch_size = self.processor.batch_size(batch_size)
         batches = [order[start : start + batch_size].tolist() for start in range(0, len(order), batch_size)]
         # Starting workers costs about 0.4 s: not worth it for a single batch.
         workers = num_workers if len(batches) > 1 else 0

@@ -155,6 +155,7 @@ def build_loader(records: Records, processor: Processor, *, train: bool, batch_s
     with ``segments``, batches carry ``part_labels`` too (see :class:`Examples`)."""
     examples = Examples(records, processor, train=train, paired=paired, seed=seed, segments=segments,
                         categories=categories)
+    batch_size = processor.batch_size(batch_size)
     collate = Collate(processor, paired)
     if group_by_length:
         lengths = [processor.length(x) for x in examples.inputs]

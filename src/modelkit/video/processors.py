@@ -24,6 +24,9 @@ from .sampler import SamplerConfig, sample_frames
 from .segments import SegmentConfig, find_segments
 
 FRAME_FOLDER = "frame"
+# Frames one batch may hold: 512 pictures of 224x224 are 300 MB as float32, whatever the
+# requested batch size (inference defaults to 256 inputs, evaluation in training to 512).
+FRAMES_PER_BATCH = 512
 
 
 @dataclass
@@ -82,6 +85,13 @@ class VideoProcessor(Processor):
     @property
     def augments(self) -> bool:
         return self.frame.augments
+
+    @property
+    def max_batch_inputs(self) -> int:
+        """Videos per batch such that a batch holds at most FRAMES_PER_BATCH frames when every video
+        reaches sampler.max_frames (one video per batch when frames are not capped)."""
+        cap = self.config.sampler.max_frames
+        return 1 if cap is None else max(1, FRAMES_PER_BATCH // cap)
 
     def decode_value(self, value: Any, labels: np.ndarray | None, rng: random.Random | None) -> VideoItem:
         frames, times, evidence = [], [], []
