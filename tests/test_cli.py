@@ -5,6 +5,8 @@ from pathlib import Path
 
 import yaml
 
+import modelkit
+
 from modelkit.cli import main
 
 from conftest import REPO, ngram_recipe
@@ -22,7 +24,7 @@ def test_train_predict_evaluate_end_to_end(synthetic_splits, tmp_path, capsys):
     inputs.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     output = tmp_path / "preds" / "out.jsonl"
     assert main(["predict", str(checkpoint), "--input", str(inputs), "--output", str(output)]) == 0
-    written = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    written = list(modelkit.read_predictions(output))
     assert [r["id"] for r in written] == ["a", "b", "c"]
     assert "abuse" in written[0]["labels"] and len(written[0]["scores"]) == 11
     assert "error" in written[1] and "scores" not in written[1]
@@ -51,8 +53,9 @@ def test_console_script_and_wrapper_scripts(ngram_checkpoint, synthetic_splits, 
     exe = Path(sys.executable).parent / "modelkit"
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("modelkit ")
-    output = tmp_path / "p.jsonl"
+    output = tmp_path / "predictions"
     subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"), str(ngram_checkpoint),
-                    "--input", str(synthetic_splits["test"]), "--output", str(output)], check=True,
-                   capture_output=True)
-    assert len(output.read_text().splitlines()) == len(synthetic_splits["test"].read_text().splitlines())
+                    "--input", str(synthetic_splits["test"]), "--output", str(output), "--format", "jsonl"],
+                   check=True, capture_output=True)
+    written = (output / "part-00000.jsonl").read_text().splitlines()
+    assert len(written) == len(synthetic_splits["test"].read_text().splitlines())

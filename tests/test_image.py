@@ -322,7 +322,7 @@ def test_bad_inputs_in_prediction_become_error_records(tmp_path, image_checkpoin
     manifest = bad_manifest(tmp_path)
     output = tmp_path / "predictions.jsonl"
     assert main(["predict", str(image_checkpoint), "--input", str(manifest), "--output", str(output)]) == 0
-    rows = {r["id"]: r for r in map(json.loads, output.read_text().splitlines())}
+    rows = {r["id"]: r for r in modelkit.read_predictions(output)}
     assert len(rows) == 18
     assert all(set(rows[f"ok-{i}"]) == {"id", "scores", "labels"} for i in range(12))
     for name, message in [("empty", "empty file"), ("text", "not an image"), ("bomb", "over the limit"),

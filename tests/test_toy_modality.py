@@ -116,9 +116,9 @@ def test_toy_modality_through_the_cli(tmp_path, capsys):
     ])
     output = tmp_path / "predictions.jsonl"
     assert main(["predict", str(checkpoint), "--input", str(inputs), "--output", str(output)]) == 0
-    written = [json.loads(line) for line in output.read_text().splitlines()]
+    written = list(modelkit.read_predictions(output))
     assert written[0]["labels"] == ["abuse"] and written[2]["labels"] == ["violence"]
-    assert written[1] == {"id": "b", "error": f"vector8 input: expected a list of {DIM} numbers, got list"}
+    assert written[1] == {"id": "b", "error": f"field 'features' (vector8 input): expected a list of {DIM} numbers, got list"}
 
     assert main(["evaluate", str(checkpoint), "--data", str(splits["test"]), "--output-dir", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "report.json").read_text())

@@ -204,15 +204,17 @@ def test_csv_cells_stay_as_written_and_bad_utf8_is_named(ngram_checkpoint, tmp_p
     table.write_text("id,text\n007,NA\n1e3,666\n0x1,\n", encoding="utf-8")
     output = tmp_path / "out.jsonl"
     assert main(["predict", str(ngram_checkpoint), "--input", str(table), "--output", str(output)]) == 0
-    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    rows = list(modelkit.read_predictions(output))
     assert [r["id"] for r in rows] == ["007", "1e3", "0x1"] and all("scores" in r for r in rows)
     records = read_records(table, DataConfig(), None, require_labels=False)
     assert records.inputs == ["NA", "666", ""]
 
     broken = tmp_path / "broken.jsonl"
     broken.write_bytes(b'{"id": 1, "text": "ok"}\n{"id": 2, "text": "bad \xff\xfe bytes"}\n')
-    assert main(["predict", str(ngram_checkpoint), "--input", str(broken), "--output", str(output)]) == 2
-    assert "broken.jsonl, line 2: not UTF-8 text" in capsys.readouterr().err
+    # Streamed, a line that is not UTF-8 is one error record, not the end of the run.
+    assert main(["predict", str(ngram_checkpoint), "--input", str(broken), "--output", str(tmp_path / "out2")]) == 0
+    rows = list(modelkit.read_predictions(tmp_path / "out2"))
+    assert "scores" in rows[0] and rows[1] == {"id": "1", "error": "row 1: not UTF-8 text (invalid start byte)"}
 
 
 def test_batch_size_must_be_positive(ngram_checkpoint, synthetic_splits, tmp_path, capsys):

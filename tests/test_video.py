@@ -122,7 +122,7 @@ def test_cli_predict_and_evaluate(video_checkpoint, video_splits, tmp_path):
     output = tmp_path / "predictions.jsonl"
     assert main(["predict", str(video_checkpoint), "--input", str(video_splits["test"]), "--output", str(output),
                  "--num-workers", "2"]) == 0
-    rows = read_jsonl(output)
+    rows = list(modelkit.read_predictions(output))
     assert len(rows) == 30 and all({"id", "scores", "labels", "segments"} <= set(r) for r in rows)
     report_dir = tmp_path / "eval"
     assert main(["evaluate", str(video_checkpoint), "--data", str(video_splits["test"]),
@@ -189,7 +189,7 @@ def test_bad_videos_in_prediction_become_error_records(video_checkpoint, bad_vid
     manifest, bad = bad_videos
     output = tmp_path / "predictions.jsonl"
     assert main(["predict", str(video_checkpoint), "--input", str(manifest), "--output", str(output)]) == 0
-    rows = {r["id"]: r for r in read_jsonl(output)}
+    rows = {r["id"]: r for r in modelkit.read_predictions(output)}
     for name, message in bad:
         assert message in rows[name]["error"], rows[name]
     for name in ("early", "lying", "raw", "ok"):  # odd metadata still gives scores and segments

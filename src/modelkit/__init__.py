@@ -23,6 +23,8 @@ from .evaluation.calibrate import calibrate
 from .evaluation.compare import compare_reports
 from .evaluation.evaluate import evaluate
 from .evaluation.report import EvaluationError, ScoredData, build_report, write_report
+from .inference.engine import RunSummary, predict_files
+from .inference.shards import read_predictions
 from .models import ModerationModel, create_model, list_models, register_model
 from .policy import Policy
 from .processing import InputError, Processor, create_processor, list_processors, register_modality, register_processor
@@ -43,6 +45,7 @@ __all__ = [
     "Prediction",
     "Processor",
     "RunConfig",
+    "RunSummary",
     "ScoredData",
     "Taxonomy",
     "__version__",
@@ -57,6 +60,8 @@ __all__ = [
     "load",
     "load_processor",
     "load_run_config",
+    "predict_files",
+    "read_predictions",
     "register_modality",
     "register_model",
     "register_processor",

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .inference.runner import Backend, OnError, Precision, Runner
+from .inference.runner import Backend, OnError, Precision, Runner, RunResult
 from .models.base import ModerationModel
 from .policy import Policy
 from .processing import Processor
@@ -82,13 +82,17 @@ class Classifier:
         self.extra = extra or {}
         self.calibration = calibration or {}
         self.runner = Runner(self.model, self.processor, device, precision, backend)
+        # The checkpoint directory this classifier was loaded from (None when built in memory).
+        self.source_dir: Path | None = None
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device | None = None,
              precision: Precision = "auto", backend: Backend = "auto") -> Classifier:
         ckpt = load_checkpoint(directory)
-        return cls(ckpt.model, ckpt.processor, ckpt.policy, device, ckpt.metrics, ckpt.extra, ckpt.calibration,
-                   precision, backend)
+        classifier = cls(ckpt.model, ckpt.processor, ckpt.policy, device, ckpt.metrics, ckpt.extra, ckpt.calibration,
+                         precision, backend)
+        classifier.source_dir = Path(directory)
+        return classifier
 
     def save(self, directory: str | Path) -> Path:
         return save_checkpoint(directory, Checkpoint(self.model, self.processor, self.policy, self.metrics,
@@ -135,6 +139,21 @@ class Classifier:
         ``error`` set instead of raising."""
         result = self.runner.run(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress,
                                  on_error=on_error)
+        return self.predictions(result)
+
+    def predict_stream(self, inputs: Iterable[Any], batch_size: int = 256, num_workers: int = 0,
+                       chunk_size: int = 4096, max_batch_tokens: int | None = None) -> Iterator[Prediction]:
+        """Predictions for an iterable of any length, lazily and in order, in bounded memory:
+        inputs are read ``chunk_size`` at a time. An input that cannot be read yields a
+        Prediction with ``error`` set. For files and resumable runs see
+        :func:`modelkit.inference.predict_files`."""
+        from .inference.engine import chunked
+
+        for result in self.runner.stream(chunked(inputs, chunk_size), batch_size, num_workers, max_batch_tokens):
+            yield from self.predictions(result)
+
+    def predictions(self, result: RunResult) -> list[Prediction]:
+        """A runner's logits, errors, evidence and timelines as :class:`Prediction` objects."""
         scores = self.policy.scores(result.logits)
         hits = self.decide(scores)
         ids = self.categories

@@ -101,29 +101,26 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .classifier import load
-    from .data.records import read_records
-    from .evaluation.evaluate import data_config_for
+    from .inference.engine import predict_files
 
-    classifier = load(args.checkpoint, device=args.device)
-    data = data_config_for(classifier, input_field=args.input_field, id_field=args.id_field)
-    records = read_records(args.input, data, None, require_labels=False)
-    # A row without a usable input becomes an error record in the output, never a crash or a gap.
-    problems = [records.problem(row) for row in range(len(records))]
-    inputs = records.inputs
-    valid = [row for row, problem in enumerate(problems) if problem is None]
-    started = time.perf_counter()
-    predictions = iter(classifier.predict([inputs[row] for row in valid], batch_size=args.batch_size, progress=True,
-                                          num_workers=args.num_workers, on_error="record"))
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    errors = 0
-    with open(args.output, "w", encoding="utf-8") as handle:
-        for row_id, problem in zip(records.ids, problems):
-            record = next(predictions).to_dict() if problem is None else {"error": problem}
-            errors += "error" in record
-            handle.write(json.dumps({"id": row_id, **record}, ensure_ascii=False) + "\n")
-    seconds = time.perf_counter() - started
-    print(f"predictions: {args.output} ({len(records)} rows, {errors} errors, "
-          f"{len(valid) / max(seconds, 1e-9):.0f} items/s)")
+    if args.engine == "ray":
+        from .inference.ray_engine import predict_files_with_ray
+
+        summary = predict_files_with_ray(
+            args.checkpoint, args.input, args.output, output_format=args.format, input_field=args.input_field,
+            id_field=args.id_field, batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens,
+            shard_size=args.shard_size, overwrite=args.overwrite, actors=args.ray_actors,
+            gpus_per_actor=args.gpus_per_actor, backend=args.backend, precision=args.precision,
+            address=args.ray_address)
+    else:
+        classifier = load(args.checkpoint, device=args.device, precision=args.precision, backend=args.backend)
+        if args.compile:
+            classifier.runner.compile()
+        summary = predict_files(
+            classifier, args.input, args.output, output_format=args.format, input_field=args.input_field,
+            id_field=args.id_field, batch_size=args.batch_size, num_workers=args.num_workers,
+            max_batch_tokens=args.max_batch_tokens, shard_size=args.shard_size, overwrite=args.overwrite)
+    print(f"predictions: {summary}" + ("" if summary.complete else " (other processes still have shards to do)"))
     return 0
 
 
@@ -224,16 +221,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_compare)
 
-    p = commands.add_parser("predict", help="score every row of a file")
+    p = commands.add_parser("predict", help="score every row of a file, folder or dataset into a folder of shards "
+                                            "(resumable: rerun the same command after a crash)")
     p.add_argument("checkpoint")
-    p.add_argument("--input", required=True, help="jsonl/csv/parquet file")
-    p.add_argument("--output", required=True, help="output .jsonl, one row per input row")
+    p.add_argument("--input", required=True, help="jsonl/csv/parquet file, or a folder of images or videos")
+    p.add_argument("--output", required=True, help="output folder: part-*.parquet (or .jsonl) + manifest.json")
+    p.add_argument("--format", choices=["parquet", "jsonl"], default="parquet", help="shard format (default parquet)")
     p.add_argument("--input-field", help="input column (default: as in training)")
     p.add_argument("--id-field", help="id column (default: as in training; row index if absent)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--max-batch-tokens", type=_positive_int, metavar="N",
+                   help="close a batch of length-sorted texts at N padded characters (default: the processor's)")
+    p.add_argument("--shard-size", type=_positive_int, metavar="ROWS",
+                   help="rows per output shard (default 200000 for text, 10000 for files)")
+    p.add_argument("--overwrite", action="store_true", help="replace the predictions of another run in --output")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default auto: the accelerator when there is one)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto (default): ONNX Runtime on a CPU for models that run faster there, else PyTorch")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="auto (default): bf16 autocast on CUDA, fp32 elsewhere")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch backend)")
     p.add_argument("--num-workers", type=_non_negative_int, default=0, metavar="N",
-                   help="processes that decode inputs (pictures) beside the model (default 0: in the main process)")
+                   help="processes that decode and batch inputs beside the model (default 0: in the main process)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default; several GPUs: accelerate launch -m modelkit.cli predict ...) or ray")
+    p.add_argument("--ray-actors", type=_positive_int, default=2, metavar="N", help="Ray: model replicas (default 2)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0, metavar="G", help="Ray: GPUs per replica (default 0)")
+    p.add_argument("--ray-address", help="Ray: cluster address (default: start a local Ray)")
     p.set_defaults(func=_cmd_predict)
 
     p = commands.add_parser("convert", help="rewrite a checkpoint of an older modelkit in the current format")

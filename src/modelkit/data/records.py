@@ -37,6 +37,11 @@ IDX_IMAGES, IDX_LABELS = "-images-idx3-ubyte", "-labels-idx1-ubyte"
 _CONVERTERS = {"int": int, "float": float, "bool": lambda v: {"true": True, "false": False, "1": True, "0": False}[v.lower()]}
 
 
+def convert_cell(kind: str, value: str) -> Any:
+    """A CSV cell (text) as ``kind`` (int, float or bool); KeyError or ValueError when it is not."""
+    return _CONVERTERS[kind](value)
+
+
 class DataError(ValueError):
     """Input data is missing, malformed or has labels outside the taxonomy."""
 
@@ -122,7 +127,7 @@ def _read_csv(path: Path, column_types: dict[str, str] | None):
         converted = []
         for row, value in enumerate(table[column]):
             try:
-                converted.append(_CONVERTERS[kind](value))
+                converted.append(convert_cell(kind, value))
             except (KeyError, ValueError):
                 raise DataError(f"{path}, row {row}: column {column!r} is not {kind}: {value!r}") from None
         table = table.remove_columns(column).add_column(column, converted)
@@ -294,17 +299,25 @@ class Records:
         return None
 
 
+def resolve_path(value: str, base: Path | None) -> tuple[str, str | None]:
+    """A file input as an absolute path inside ``base`` (the manifest's folder), and the reason
+    it cannot be used (it leads out of that folder), or None."""
+    if base is None:
+        return value, None
+    path = (base / value).resolve()
+    if base not in path.parents:
+        return str(path), f"path {value!r} leads out of the manifest's folder {base}"
+    return str(path), None
+
+
 def _resolve_paths(values: list[Any], base: Path | None, problems: dict[int, str], modality: str) -> list[Any]:
     """File inputs as absolute paths inside ``base`` (the manifest's folder); others unchanged."""
-    if base is None:
-        return values
     resolved = []
     for row, value in enumerate(values):
         if isinstance(value, str) and value:
-            path = (base / value).resolve()
-            if base not in path.parents:
-                problems.setdefault(row, f"{modality} input: path {value!r} leads out of the manifest's folder {base}")
-            value = str(path)
+            value, problem = resolve_path(value, base)
+            if problem:
+                problems.setdefault(row, f"{modality} input: {problem}")
         resolved.append(value)
     return resolved
 
@@ -409,7 +422,7 @@ def read_records(
     file_fields = [f for m, f in config.input_columns.items() if get_modality(m).files]
     table = load_table(source, config.format, config.column_types, file_field=file_fields[0] if file_fields else None)
     name = str(source) if not hasattr(source, "column_names") else "<dataset>"
-    table = _undecoded_files(table, file_fields)
+    table = undecoded_files(table, file_fields)
     setting = "data.inputs" if config.inputs else "data.input_field"
     columns = {modality: column(table, field, name, setting) for modality, field in config.input_columns.items()}
     base = Path(source).resolve() if isinstance(source, (str, Path)) else None
@@ -451,7 +464,7 @@ def read_records(
     return kept
 
 
-def _undecoded_files(table, fields: list[str]):
+def undecoded_files(table, fields: list[str]):
     """A ``datasets`` Image or Video column as {bytes, path} dicts: decoding waits for the
     processor (``datasets`` would decode videos with torchcodec, which needs system FFmpeg)."""
     import datasets

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -79,20 +80,55 @@ class RunResult:
     timelines: list[Timeline | None]
 
 
-class _Decoded(Dataset):
-    """Decodes inputs in DataLoader workers; a bad one becomes its error message, not a crash."""
+class _Requests:
+    """The batch sampler of a persistent loader: the batches of the chunk being scored, each a
+    list of ``(position, raw value)`` pairs. The values themselves travel to the workers, so the
+    workers outlive chunks and never hold the input."""
 
-    def __init__(self, values: list[Any], processor: Processor) -> None:
-        self.values, self.processor = values, processor
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, Any]]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.batches)
 
-    def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
+
+class _Passthrough(Dataset):
+    def __getitem__(self, request: tuple[int, Any]) -> tuple[int, Any]:
+        return request
+
+
+@dataclass
+class _Prepared:
+    """One batch as a worker leaves it: the model input of the inputs that decoded, and why the
+    others did not."""
+
+    positions: list[int]
+    evidence: list[dict[str, Any] | None]
+    times: list[np.ndarray | None]
+    failed: list[tuple[int, str]]
+    batch: dict[str, torch.Tensor] | None
+
+
+def _prepare(processor: Processor, requests: list[tuple[int, Any]]) -> _Prepared:
+    """Decode and collate one batch (in a DataLoader worker); a bad input becomes its message."""
+    prepared = _Prepared([], [], [], [], None)
+    items = []
+    for position, value in requests:
         try:
-            return index, self.processor.decode(self.values[index]), None
+            item = processor.decode(value)
         except (InputError, TypeError) as err:
-            return index, None, str(err)
+            prepared.failed.append((position, str(err)))
+            continue
+        prepared.positions.append(position)
+        prepared.evidence.append(processor.evidence(item))
+        prepared.times.append(processor.timeline(item))
+        items.append(item)
+    if items:
+        prepared.batch = processor.collate(items)
+    return prepared
 
 
 class Runner:
@@ -121,6 +157,20 @@ class Runner:
         self.backend = backend
         self._session: OnnxSession | None = None
         self._onnx_failed = False
+        self._compiled: Any = None
+        if model.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def compile(self) -> None:
+        """Run the PyTorch model through ``torch.compile`` (the first batches wait for compilation)."""
+        self._compiled = torch.compile(self.model)
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        moved = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.model.channels_last:
+            moved = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                     for k, v in moved.items()}
+        return moved
 
     @property
     def uses_onnx(self) -> bool:
@@ -137,15 +187,31 @@ class Runner:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=_AUTOCAST[precision])
 
-    def _order(self, inputs: list[Any]) -> np.ndarray:
-        lengths = [self.processor.length(x) for x in inputs]
-        if any(length is None for length in lengths):
-            return np.arange(len(inputs))
-        return np.argsort(lengths, kind="stable")
+    def plan_batches(self, values: Sequence[Any], batch_size: int, max_batch_tokens: int | None = None
+                     ) -> list[list[int]]:
+        """Positions of ``values`` grouped into batches. Inputs the processor can size (texts) are
+        sorted by length, so padded models waste little compute, and a batch closes when it
+        would pass ``max_batch_tokens`` padded units (its size times its longest input)."""
+        batch_size = self.processor.batch_size(batch_size)
+        lengths = [self.processor.length(value) for value in values]
+        if not values or any(length is None for length in lengths):
+            return [list(range(start, min(start + batch_size, len(values))))
+                    for start in range(0, len(values), batch_size)]
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for position in np.argsort(lengths, kind="stable").tolist():
+            padded = (len(current) + 1) * max(lengths[position], 1)
+            if current and (len(current) == batch_size or (max_batch_tokens and padded > max_batch_tokens)):
+                batches.append(current)
+                current = []
+            current.append(position)
+        if current:
+            batches.append(current)
+        return batches
 
     def _forward_parts(self, batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Input logits, and each input's part logits."""
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch = self._to_device(batch)
         with self._autocast():
             logits, part_logits, rows = self.model(**batch, with_parts=True)
         counts = torch.bincount(rows, minlength=len(logits)).tolist()
@@ -162,60 +228,87 @@ class Runner:
                     self._onnx_failed = True
             if self._session is not None:
                 return self._session(batch)
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch = self._to_device(batch)
         with self._autocast():
-            return self.model(**batch).float().cpu().numpy()
+            return (self._compiled or self.model)(**batch).float().cpu().numpy()
 
-    @torch.inference_mode()
-    def run(self, inputs: Sequence[Any], batch_size: int = 256, num_workers: int = 0, progress: bool = False,
-            on_error: OnError = "raise") -> RunResult:
-        """Score ``inputs``. A bad input raises (TypeError for a wrong type, InputError for one that
-        cannot be decoded) naming its position, or with ``on_error="record"`` gets a NaN row and
-        its message in :attr:`RunResult.errors`."""
+    def _values(self, chunk: Sequence[Any], failed: dict[int, str], strict: bool) -> list[tuple[int, Any]]:
+        """``(position, value)`` of each raw input whose value the processor can find."""
+        values = []
+        for position, raw in enumerate(chunk):
+            try:
+                values.append((position, self.processor.value_of(raw)))
+            except TypeError as err:
+                if strict:
+                    raise TypeError(f"input {position}: {err}") from None
+                failed[position] = str(err)
+        return values
+
+    def stream(self, chunks: Iterable[Sequence[Any]], batch_size: int = 256, num_workers: int = 0,
+               max_batch_tokens: int | None = None, on_error: OnError = "record",
+               progress: Callable[[int], None] | None = None) -> Iterator[RunResult]:
+        """Score each chunk of raw inputs; one :class:`RunResult` per chunk, in input order.
+
+        One loader serves the whole stream: ``num_workers`` processes decode and collate batches
+        (images, n-gram features) while the model runs, and live across chunks, so a chunk costs
+        no worker start-up. ``progress`` is called with the number of inputs of each batch done.
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+        requests = _Requests()
+        loader = DataLoader(_Passthrough(), batch_sampler=requests, num_workers=num_workers,
+                            collate_fn=partial(_prepare, self.processor), persistent_workers=num_workers > 0,
+                            pin_memory=self.device.type == "cuda")
+        with torch.inference_mode():
+            for chunk in chunks:
+                failed: dict[int, str] = {}
+                values = self._values(chunk, failed, strict=on_error == "raise")
+                if on_error == "raise":
+                    check_inputs(self.processor.modality, [value for _, value in values])
+                plan = self.plan_batches([value for _, value in values], batch_size, max_batch_tokens)
+                requests.batches = [[values[i] for i in batch] for batch in plan]
+                result = RunResult(np.full((len(chunk), self.model.num_labels), np.nan, dtype=np.float32),
+                                   [failed.get(i) for i in range(len(chunk))], [None] * len(chunk),
+                                   [None] * len(chunk))
+                if progress is not None and failed:
+                    progress(len(failed))
+                for prepared in loader if requests.batches else ():
+                    self._score(prepared, result, on_error)
+                    if progress is not None:
+                        progress(len(prepared.positions) + len(prepared.failed))
+                yield result
+
+    def _score(self, prepared: _Prepared, result: RunResult, on_error: OnError) -> None:
+        for position, error in prepared.failed:
+            if on_error == "raise":
+                raise InputError(f"input {position}: {error}")
+            result.errors[position] = error
+        if prepared.batch is None:
+            return
+        index = prepared.positions
+        for position, evidence in zip(index, prepared.evidence):
+            result.evidence[position] = evidence
+        if self.model.scores_parts:
+            result.logits[index], parts = self._forward_parts(prepared.batch)
+            for position, times, part_logits in zip(index, prepared.times, parts):
+                result.timelines[position] = Timeline(times, part_logits)
+        else:
+            result.logits[index] = self._forward(prepared.batch)
+
+    def run(self, inputs: Sequence[Any], batch_size: int = 256, num_workers: int = 0, progress: bool = False,
+            on_error: OnError = "raise", max_batch_tokens: int | None = None) -> RunResult:
+        """Score ``inputs``. A bad input raises (TypeError for a wrong type, InputError for one that
+        cannot be decoded) naming its position, or with ``on_error="record"`` gets a NaN row and
+        its message in :attr:`RunResult.errors`."""
         if isinstance(inputs, (str, bytes)):
             raise TypeError(f"expected a list of inputs, got a single {type(inputs).__name__}; wrap it in a list")
-        values = []
-        for position, raw in enumerate(inputs):
-            try:
-                values.append(self.processor.value_of(raw))
-            except TypeError as err:
-                raise TypeError(f"input {position}: {err}") from None
-        if on_error == "raise":
-            values = check_inputs(self.processor.modality, values)
-        result = RunResult(np.full((len(values), self.model.num_labels), np.nan, dtype=np.float32),
-                           [None] * len(values), [None] * len(values), [None] * len(values))
-        parts_scored = self.model.scores_parts
-        order = self._order(values)
-        batch_size = self.processor.batch_size(batch_size)
-        batches = [order[start : start + batch_size].tolist() for start in range(0, len(order), batch_size)]
+        inputs = list(inputs)
         # Starting workers costs about 0.4 s: not worth it for a single batch.
-        workers = num_workers if len(batches) > 1 else 0
-        loader = DataLoader(_Decoded(values, self.processor), batch_sampler=batches, num_workers=workers,
-                            collate_fn=list)
-        with tqdm(total=len(values), unit="item", disable=not progress, desc="predict") as bar:
-            for decoded in loader:
-                index, items = [], []
-                for position, item, error in decoded:
-                    if error is None:
-                        index.append(position)
-                        items.append(item)
-                        result.evidence[position] = self.processor.evidence(item)
-                    elif on_error == "raise":
-                        raise InputError(f"input {position}: {error}")
-                    else:
-                        result.errors[position] = error
-                if items and parts_scored:
-                    result.logits[index], parts = self._forward_parts(self.processor.collate(items))
-                    for position, item, part_logits in zip(index, items, parts):
-                        result.timelines[position] = Timeline(self.processor.timeline(item), part_logits)
-                elif items:
-                    result.logits[index] = self._forward(self.processor.collate(items))
-                bar.update(len(decoded))
-        return result
+        workers = num_workers if len(inputs) > self.processor.batch_size(batch_size) else 0
+        with tqdm(total=len(inputs), unit="item", disable=not progress, desc="predict") as bar:
+            return next(self.stream([inputs], batch_size, workers, max_batch_tokens, on_error, bar.update))
 
     def logits(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False) -> np.ndarray:
         """Raw logits ``[len(inputs), num_labels]``; a bad input raises, naming its position."""

@@ -66,6 +66,8 @@ class ModerationModel(nn.Module):
     # True for models that run faster in ONNX Runtime than in eager PyTorch on a CPU (CNNs):
     # inference then exports them (inference/onnx.py) unless told otherwise.
     onnx_on_cpu: ClassVar[bool] = False
+    # True for convolutional models, which run faster on channels-last tensors in PyTorch.
+    channels_last: ClassVar[bool] = False
     # True for models that score parts of an input (video frames) and pool them: their forward
     # takes ``with_parts=True`` and then returns (logits [inputs, C], part logits [parts, C], the
     # input of each part, ascending); predictions carry per-part scores and segments, and

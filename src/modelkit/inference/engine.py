@@ -1,0 +1,262 @@
+"""The batch engine: a file, folder, dataset or iterable in; a resumable folder of shards out.
+
+record -> :class:`~.sources.RowReader` (id, input or the reason there is none) -> the
+classifier's runner (decode in workers, batches by length, the model) -> predictions ->
+:class:`~.shards.ShardWriter`. Rows are read, scored and written a chunk at a time, so memory
+does not grow with the input. Shard ``k`` is rows ``[k * shard_size, (k + 1) * shard_size)``
+and its chunks are the same in every run, so a resumed run writes exactly what an uninterrupted
+one would have. Processes of a multi-GPU run (``accelerate launch``, ``torchrun``) each take
+the shards ``k % world_size == rank``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data.records import DataError
+from ..processing import get_modality
+from .shards import (
+    MANIFEST,
+    OutputFolderError,
+    OutputFormat,
+    RunIdentity,
+    ShardWriter,
+    part_name,
+    claim_output,
+    finished_shards,
+    remove_stale_parts,
+    write_json_atomically,
+)
+from .sources import RowReader, Source, open_source
+
+if TYPE_CHECKING:
+    from ..classifier import Classifier
+
+# Rows per shard and per chunk: a text shard is about a minute of work on two cores, a file
+# shard a few minutes of decoding; a chunk is what is held in memory at once.
+SHARD_ROWS = {"text": 200_000, "files": 10_000}
+CHUNK_ROWS = {"text": 8192, "files": 256}
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+@dataclass
+class RunSummary:
+    """What a batch run did: rows of the input, rows scored now, errors among them, rows left
+    from earlier runs (resumed), and the time it took."""
+
+    output: str
+    rows: int
+    scored: int
+    errors: int
+    resumed: int
+    seconds: float
+    complete: bool
+
+    @property
+    def items_per_second(self) -> float:
+        return self.scored / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        resumed = f", {self.resumed} done before" if self.resumed else ""
+        return (f"{self.output}: {self.rows} rows ({self.scored} scored now{resumed}), {self.errors} errors, "
+                f"{self.seconds:.1f} s, {self.items_per_second:,.0f} items/s")
+
+
+def checkpoint_fingerprint(classifier: Classifier) -> str:
+    """The checkpoint's config.json digest (it lists the SHA-256 of every other file), or for a
+    classifier built in memory, a digest of its configs and weights."""
+    if classifier.source_dir is not None:
+        return hashlib.sha256((classifier.source_dir / "config.json").read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    policy = classifier.policy
+    digest.update(json.dumps([classifier.model.checkpoint_config(), classifier.processor.to_config(),
+                              policy.thresholds, policy.temperature_vector.tolist()], sort_keys=True,
+                             default=str).encode())
+    for name, tensor in sorted(classifier.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of this process under ``accelerate launch`` / ``torchrun``; (0, 1) alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _refuse_overlap(source: Any, output: Path, classifier: Classifier) -> None:
+    """Writing into the input or the checkpoint would destroy it: refuse before anything runs."""
+    if not isinstance(source, (str, os.PathLike)):
+        return
+    source_path, target = Path(source).resolve(), output.resolve()
+    if target == source_path or source_path in target.parents:
+        raise OutputFolderError(f"output {output}: is the input {source} or inside it; choose another folder")
+    if target in source_path.parents:
+        raise OutputFolderError(f"output {output}: the input {source} lies inside it; choose another folder")
+    if classifier.source_dir is not None:
+        checkpoint = classifier.source_dir.resolve()
+        if target == checkpoint or checkpoint in target.parents or target in checkpoint.parents:
+            raise OutputFolderError(f"output {output}: overlaps the checkpoint {classifier.source_dir}")
+
+
+def predict_files(
+    classifier: Classifier,
+    source: Any,
+    output: str | Path,
+    *,
+    output_format: OutputFormat = "parquet",
+    input_field: str | None = None,
+    id_field: str | None = None,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    max_batch_tokens: int | None = None,
+    shard_size: int | None = None,
+    chunk_size: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    rank: int | None = None,
+    world_size: int | None = None,
+    shards: Sequence[int] | None = None,
+) -> RunSummary:
+    """Score every row of ``source`` (a jsonl/csv/parquet file, a folder of files, a
+    ``datasets.Dataset`` or an iterable of rows) into the folder ``output``, resumably.
+
+    Rows whose input is missing, of the wrong type or unreadable become records with ``error``
+    set; every input row appears exactly once. Rerunning the same call after a crash skips the
+    shards that were finished. ``shards`` restricts the run to those shard numbers (the Ray
+    engine hands them out); ``rank``/``world_size`` default to the launcher's environment.
+    """
+    from ..evaluation.evaluate import data_config_for
+
+    if output_format not in ("parquet", "jsonl"):
+        raise ValueError(f"output_format must be 'parquet' or 'jsonl', got {output_format!r}")
+    output = Path(output)
+    _refuse_overlap(source, output, classifier)
+    data = data_config_for(classifier, input_field=input_field, id_field=id_field)
+    files = get_modality(classifier.processor.modality).files
+    kind = "files" if files else "text"
+    shard_size = shard_size or SHARD_ROWS[kind]
+    chunk_size = min(chunk_size or CHUNK_ROWS[kind], shard_size)
+    if shard_size < 1 or chunk_size < 1:
+        raise ValueError(f"shard_size and chunk_size must be >= 1, got {shard_size} and {chunk_size}")
+    default_rank, default_world = distributed_rank()
+    rank = default_rank if rank is None else rank
+    world_size = default_world if world_size is None else world_size
+    reader_source = open_source(source, data, files)
+    if reader_source.count() == 0:
+        raise DataError(f"{reader_source.name}: no rows")
+    identity = RunIdentity(
+        input=reader_source.name, input_fingerprint=reader_source.fingerprint(),
+        checkpoint_fingerprint=checkpoint_fingerprint(classifier), shard_size=shard_size,
+        output_format=output_format,
+        fields={"inputs": data.input_columns, "id": data.id_field})
+    claim_output(output, identity, overwrite and rank == 0)
+    return _Run(classifier, reader_source, RowReader(reader_source, data), output, output_format, shard_size,
+                chunk_size, rank, world_size, None if shards is None else set(shards)).execute(
+        batch_size, num_workers, max_batch_tokens, progress)
+
+
+class _Run:
+    def __init__(self, classifier: Classifier, source: Source, reader: RowReader, output: Path,
+                 output_format: OutputFormat, shard_size: int, chunk_size: int, rank: int, world_size: int,
+                 only: set[int] | None) -> None:
+        self.classifier, self.source, self.reader, self.output = classifier, source, reader, output
+        self.output_format, self.shard_size, self.chunk_size = output_format, shard_size, chunk_size
+        self.rank, self.world_size, self.only = rank, world_size, only
+        self.done = set(finished_shards(output, output_format))
+        self.rows = 0
+
+    def mine(self, shard: int) -> bool:
+        if self.only is not None:
+            return shard in self.only
+        return shard % self.world_size == self.rank
+
+    def chunks(self, pending: deque) -> Iterator[list[Any]]:
+        """Input values of each chunk to score; ``pending`` gets (shard, rows) for each chunk."""
+        for shard, rows in itertools.groupby(enumerate(self.source.raw_rows()), lambda pair: pair[0] // self.shard_size):
+            if shard in self.done or not self.mine(shard):
+                self.rows = sum(1 for _ in rows) + shard * self.shard_size
+                continue
+            for chunk in chunked(rows, self.chunk_size):
+                parsed = [self.reader(index, raw) for index, raw in chunk]
+                self.rows = chunk[-1][0] + 1
+                pending.append((shard, parsed))
+                yield [row.value for row in parsed if row.problem is None]
+
+    def execute(self, batch_size: int, num_workers: int, max_batch_tokens: int | None, progress: bool) -> RunSummary:
+        classifier = self.classifier
+        remove_stale_parts(self.output, {s for s in range(self._shard_bound()) if self.mine(s)}, self.output_format)
+        total = self.source.count()
+        resumed = sum(min(self.shard_size, (total or 0) - shard * self.shard_size) if total else self.shard_size
+                      for shard in self.done if self.mine(shard))
+        started = time.perf_counter()
+        scored = errors = 0
+        writer: ShardWriter | None = None
+        pending: deque = deque()
+        bar = tqdm(total=total, initial=resumed if total else 0, unit="item", desc="predict", disable=not progress,
+                   smoothing=0.1)
+        results = classifier.runner.stream(self.chunks(pending), batch_size, num_workers, max_batch_tokens,
+                                           progress=bar.update)
+        try:
+            for result in results:
+                shard, rows = pending.popleft()
+                if writer is not None and writer.final.name != part_name(shard, self.output_format):
+                    writer.finish()
+                    writer = None
+                if writer is None:
+                    writer = ShardWriter(self.output, shard, self.output_format, classifier.categories,
+                                         classifier.model.scores_parts)
+                predictions = iter(classifier.predictions(result))
+                records = []
+                for row in rows:
+                    record = {"error": row.problem} if row.problem is not None else next(predictions).to_dict()
+                    records.append({"id": row.id, **record})
+                bar.update(sum(row.problem is not None for row in rows))
+                writer.write(records)
+                scored += len(records)
+                errors += sum("error" in record for record in records)
+            if writer is not None:
+                writer.finish()
+                writer = None
+        finally:
+            if writer is not None:
+                writer.abandon()
+            bar.close()
+        seconds = time.perf_counter() - started
+        complete = self._close_manifest()
+        return RunSummary(str(self.output), self.rows, scored, errors, resumed, seconds, complete)
+
+    def _shard_bound(self) -> int:
+        total = self.source.count()
+        return -(-total // self.shard_size) if total else max(self.done, default=-1) + 2
+
+    def _close_manifest(self) -> bool:
+        """Totals and ``complete: true`` once every shard of the input is in (by any process)."""
+        shards = -(-self.rows // self.shard_size)
+        finished = finished_shards(self.output, self.output_format)
+        if any(shard not in finished for shard in range(shards)):
+            return False
+        manifest_path = self.output / MANIFEST
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if not manifest.get("complete"):
+            manifest.update(complete=True, rows=self.rows, shards=shards)
+            write_json_atomically(manifest_path, manifest)
+        return True
+
+
+__all__ = ["RunSummary", "chunked", "checkpoint_fingerprint", "predict_files"]

@@ -1,0 +1,231 @@
+"""The output folder of a batch run: shards written atomically, and a manifest.
+
+``part-00000.parquet`` (or ``.jsonl``) holds rows ``[0, shard_size)`` of the input, the next
+part the next rows, and so on. A part is written under a temporary name and renamed when it is
+complete and synced, so a part that exists is whole: a crash loses at most the shards being
+written, and a rerun writes exactly those. ``manifest.json`` records what the folder is the
+output of (input and checkpoint fingerprints, shard size, format); a run that does not match
+is refused. When the last shard is in, the manifest gains the totals and ``complete: true``.
+
+Parquet parts have one column per category (``score_<category>``), ``labels`` (a list),
+``evidence`` and ``segments`` (JSON text), and ``error``; ids are text. JSON-lines parts hold
+the rows as :meth:`Prediction.to_dict` writes them, with ``id`` first. :func:`read_predictions`
+reads either back as dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from ..config import ConfigError
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+OutputFormat = Literal["parquet", "jsonl"]
+_PART = re.compile(r"^part-(\d{5,})\.(parquet|jsonl)$")
+
+
+class OutputFolderError(ConfigError):
+    """The output folder belongs to another run, or cannot hold this one."""
+
+
+def part_name(shard: int, output_format: str) -> str:
+    return f"part-{shard:05d}.{output_format}"
+
+
+def _sync_rename(temporary: Path, final: Path) -> None:
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)
+    directory = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _sync_rename(temporary, path)
+
+
+def finished_shards(output: Path, output_format: str) -> dict[int, Path]:
+    found = {}
+    for path in output.iterdir() if output.is_dir() else ():
+        match = _PART.match(path.name)
+        if match and match.group(2) == output_format:
+            found[int(match.group(1))] = path
+    return found
+
+
+@dataclass
+class RunIdentity:
+    """What an output folder is the output of; two runs may share a folder only if these agree."""
+
+    input: str
+    input_fingerprint: str | None
+    checkpoint_fingerprint: str
+    shard_size: int
+    output_format: str
+    fields: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": MANIFEST_VERSION, "input": self.input, "input_fingerprint": self.input_fingerprint,
+                "checkpoint_fingerprint": self.checkpoint_fingerprint, "shard_size": self.shard_size,
+                "format": self.output_format, "fields": self.fields}
+
+
+def claim_output(output: Path, identity: RunIdentity, overwrite: bool) -> dict[str, Any]:
+    """Create ``output``'s manifest, or check that the one there is this run's; returns it.
+
+    Refused: a folder with other files and no manifest, a manifest of another input, checkpoint,
+    shard size or format, and continuing the output of an input whose content cannot be known
+    (a Python iterable). ``overwrite`` first removes what an earlier run wrote there.
+    """
+    manifest_path = output / MANIFEST
+    if output.exists() and not output.is_dir():
+        raise OutputFolderError(f"output {output}: is a file; the output is a folder of shards (give a new folder name)")
+    if overwrite and manifest_path.is_file():
+        for path in output.iterdir():
+            if _PART.match(path.name) or path.name == MANIFEST or path.name.endswith(".tmp"):
+                path.unlink()
+    wanted = identity.as_dict()
+    if manifest_path.is_file():
+        try:
+            stored = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise OutputFolderError(f"output {output}: unreadable {MANIFEST} ({err}); use another folder") from None
+        differences = [key for key in ("input_fingerprint", "checkpoint_fingerprint", "shard_size", "format", "fields")
+                       if stored.get(key) != wanted[key]]
+        if identity.input_fingerprint is None:
+            differences.insert(0, "input (a Python iterable cannot be checked to be the same)")
+        if differences:
+            raise OutputFolderError(
+                f"output {output} holds predictions of another run (differs in: {', '.join(differences)}; "
+                f"that run read {stored.get('input')!r}); use another output folder, or overwrite it "
+                "(--overwrite) to start again")
+        return stored
+    if output.is_dir() and any(not path.name.startswith(".") for path in output.iterdir()):
+        raise OutputFolderError(f"output {output}: the folder has other files and no {MANIFEST}; give a new or "
+                                "empty folder")
+    output.mkdir(parents=True, exist_ok=True)
+    manifest = {**wanted, "complete": False}
+    try:  # several processes (one per GPU) may start at once: the first one's manifest wins
+        temporary = output / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+        temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.link(temporary, manifest_path)
+    except FileExistsError:
+        return claim_output(output, identity, overwrite=False)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return manifest
+
+
+def remove_stale_parts(output: Path, shards: set[int], output_format: str) -> None:
+    """Temporary files of ``shards`` left by a run that was killed while writing them."""
+    for path in output.glob(f".part-*.{output_format}.*.tmp"):
+        match = re.match(r"^\.part-(\d+)\.", path.name)
+        if match and int(match.group(1)) in shards:
+            path.unlink(missing_ok=True)
+
+
+class ShardWriter:
+    """Rows of one shard, appended chunk by chunk to a temporary file, renamed when finished."""
+
+    def __init__(self, output: Path, shard: int, output_format: OutputFormat, categories: list[str],
+                 with_segments: bool) -> None:
+        self.final = output / part_name(shard, output_format)
+        self.temporary = output / f".{self.final.name}.{uuid.uuid4().hex}.tmp"
+        self.output_format = output_format
+        self.categories = categories
+        self.with_segments = with_segments
+        self.rows = 0
+        self.errors = 0
+        self._writer: Any = None
+        if output_format == "jsonl":
+            self._handle = open(self.temporary, "w", encoding="utf-8")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            fields = [pa.field("id", pa.string())]
+            fields += [pa.field(f"score_{category}", pa.float32()) for category in categories]
+            fields += [pa.field("labels", pa.list_(pa.string())), pa.field("evidence", pa.string())]
+            fields += [pa.field("segments", pa.string())] if with_segments else []
+            fields += [pa.field("error", pa.string())]
+            self._schema = pa.schema(fields)
+            self._writer = pq.ParquetWriter(self.temporary, self._schema, compression="zstd")
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """``records``: ``{"id": ..., **Prediction.to_dict()}`` per row."""
+        self.rows += len(records)
+        self.errors += sum("error" in record for record in records)
+        if self.output_format == "jsonl":
+            self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+            return
+        import pyarrow as pa
+
+        columns: dict[str, list[Any]] = {name: [] for name in self._schema.names}
+        for record in records:
+            scores = record.get("scores") or {}
+            columns["id"].append(str(record["id"]))
+            for category in self.categories:
+                columns[f"score_{category}"].append(scores.get(category))
+            columns["labels"].append(record.get("labels"))
+            evidence = record.get("evidence")
+            columns["evidence"].append(None if evidence is None else json.dumps(evidence, ensure_ascii=False))
+            if self.with_segments:
+                segments = record.get("segments")
+                columns["segments"].append(None if segments is None else json.dumps(segments, ensure_ascii=False))
+            columns["error"].append(record.get("error"))
+        self._writer.write_table(pa.table(columns, schema=self._schema))
+
+    def finish(self) -> Path:
+        if self.output_format == "jsonl":
+            self._handle.close()
+        else:
+            self._writer.close()
+        _sync_rename(self.temporary, self.final)
+        return self.final
+
+    def abandon(self) -> None:
+        try:
+            self._handle.close() if self.output_format == "jsonl" else self._writer.close()
+        finally:
+            self.temporary.unlink(missing_ok=True)
+
+
+def read_predictions(output: str | Path) -> Iterator[dict[str, Any]]:
+    """The rows of a batch run's output folder, in input order, as ``{"id", "scores", "labels",
+    "evidence"?, "segments"?, "error"?}`` dicts (parquet ids come back as text)."""
+    output = Path(output)
+    manifest_path = output / MANIFEST
+    if not manifest_path.is_file():
+        raise OutputFolderError(f"{output}: no {MANIFEST}; not the output folder of modelkit predict")
+    output_format = json.loads(manifest_path.read_text(encoding="utf-8"))["format"]
+    for _, path in sorted(finished_shards(output, output_format).items()):
+        if output_format == "jsonl":
+            with open(path, encoding="utf-8") as handle:
+                yield from (json.loads(line) for line in handle)
+            continue
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        categories = [name[len("score_"):] for name in table.column_names if name.startswith("score_")]
+        for row in table.to_pylist():
+            if row["error"] is not None:
+                yield {"id": row["id"], "error": row["error"]}
+                continue
+            record = {"id": row["id"], "scores": {c: row[f"score_{c}"] for c in categories}, "labels": row["labels"]}
+            if row.get("segments") is not None:
+                record["segments"] = json.loads(row["segments"])
+            if row["evidence"] is not None:
+                record["evidence"] = json.loads(row["evidence"])
+            yield record

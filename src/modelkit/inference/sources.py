@@ -1,0 +1,295 @@
+"""Inputs of the batch engine, read as a stream of rows: never a whole file in memory.
+
+A source yields *raw rows* (a JSON line's bytes, a parquet row, a file path) cheaply and parses
+one only when it is scored, so that a resumed run skips the rows of finished shards without
+parsing them, and each process of a multi-GPU run parses only its own shards. Sources also say
+how many rows they hold (for progress and ETA) and give a fingerprint, so that an output folder
+is never continued with a different input.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..data.records import FORMATS, DataConfig, DataError, resolve_path
+from ..processing import check_input, get_modality
+
+# Fingerprints read whole files below this size, and the head, tail and size above it.
+_HASH_WHOLE_BYTES = 256 << 20
+_HASH_EDGE_BYTES = 16 << 20
+
+
+class RowError(Exception):
+    """A raw row that cannot be parsed (a line that is not JSON); the row becomes an error record."""
+
+
+class Source:
+    """Rows of one input, in a fixed order; row ``i`` is the same row in every run."""
+
+    name: str = "<iterable>"
+    # The folder file paths in rows are relative to (a manifest's folder), or None.
+    base: Path | None = None
+
+    def count(self) -> int | None:
+        """Number of rows, when it is cheap to know."""
+        return None
+
+    def fingerprint(self) -> str | None:
+        """Identifies the input's content; None when it cannot be known (a Python iterable)."""
+        return None
+
+    def raw_rows(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def parse(self, raw: Any) -> Any:
+        return raw
+
+
+def _hash_file(path: Path, digest: Any) -> None:
+    size = path.stat().st_size
+    digest.update(f"{size}:".encode())
+    with open(path, "rb") as handle:
+        if size <= _HASH_WHOLE_BYTES:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        else:
+            digest.update(handle.read(_HASH_EDGE_BYTES))
+            handle.seek(size - _HASH_EDGE_BYTES)
+            digest.update(handle.read(_HASH_EDGE_BYTES))
+
+
+class _FileSource(Source):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self.base = path.resolve().parent
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        _hash_file(self.path, digest)
+        return digest.hexdigest()
+
+
+class JsonlSource(_FileSource):
+    """One JSON object per line; a blank or broken line is a row too (an error record)."""
+
+    def count(self) -> int:
+        lines, last = 0, b"\n"
+        with open(self.path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        return lines + (last != b"\n")
+
+    def raw_rows(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as handle:
+            yield from handle
+
+    def parse(self, raw: bytes) -> Any:
+        if not raw.strip():
+            raise RowError("empty line")
+        try:
+            return json.loads(raw)
+        except UnicodeDecodeError as err:
+            raise RowError(f"not UTF-8 text ({err.reason})") from None
+        except json.JSONDecodeError as err:
+            raise RowError(f"not a JSON line ({err})") from None
+
+
+class CsvSource(_FileSource):
+    """A CSV file with a header row; cells are text unless ``data.column_types`` converts them."""
+
+    def __init__(self, path: Path, column_types: dict[str, str] | None) -> None:
+        super().__init__(path)
+        self.column_types = column_types or {}
+
+    def raw_rows(self) -> Iterator[dict[str, str]]:
+        with open(self.path, newline="", encoding="utf-8", errors="replace") as handle:
+            yield from csv.DictReader(handle)
+
+    def parse(self, raw: dict[str, str]) -> dict[str, Any]:
+        from ..data.records import convert_cell
+
+        for column, kind in self.column_types.items():
+            if column in raw:
+                try:
+                    raw[column] = convert_cell(kind, raw[column])
+                except (KeyError, ValueError):
+                    raise RowError(f"column {column!r} is not {kind}: {raw[column]!r}") from None
+        return raw
+
+
+class ParquetSource(_FileSource):
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        import pyarrow.parquet as pq
+
+        super().__init__(path)
+        try:
+            self.file = pq.ParquetFile(path)
+        except Exception as err:  # pyarrow raises several types for a file that is not parquet
+            raise DataError(f"{path}: cannot read as parquet: {err}") from None
+        names = set(self.file.schema_arrow.names)
+        self.columns = [column for column in columns if column in names] or None
+
+    def count(self) -> int:
+        return self.file.metadata.num_rows
+
+    def raw_rows(self) -> Iterator[dict[str, Any]]:
+        for batch in self.file.iter_batches(batch_size=4096, columns=self.columns):
+            yield from batch.to_pylist()
+
+
+class FolderSource(Source):
+    """Every file under a folder (hidden ones aside), in sorted order; the id is its relative path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.name = str(root)
+        self.base = self.root
+        self.files = sorted(
+            path.relative_to(self.root).as_posix() for path in self.root.rglob("*")
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(self.root).parts))
+        if not self.files:
+            raise DataError(f"{root}: no files in this folder")
+
+    def count(self) -> int:
+        return len(self.files)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for name in self.files:
+            stat = (self.root / name).stat()
+            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
+    def raw_rows(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def parse(self, raw: str) -> dict[str, str]:
+        return {"id": raw, "path": raw}
+
+
+class DatasetSource(Source):
+    """A ``datasets.Dataset``; Image and Video columns stay undecoded (the processor decodes)."""
+
+    def __init__(self, dataset: Any, file_fields: list[str]) -> None:
+        from ..data.records import undecoded_files
+
+        self.dataset = undecoded_files(dataset, file_fields)
+        self.name = "<dataset>"
+
+    def count(self) -> int:
+        return len(self.dataset)
+
+    def fingerprint(self) -> str:
+        return f"dataset:{self.dataset._fingerprint}"
+
+    def raw_rows(self) -> Iterator[dict[str, Any]]:
+        return iter(self.dataset)
+
+
+class IterableSource(Source):
+    """Any Python iterable of rows (dicts) or bare inputs; read once, in order."""
+
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self.rows = rows
+
+    def count(self) -> int | None:
+        return len(self.rows) if hasattr(self.rows, "__len__") else None
+
+    def raw_rows(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+
+def open_source(source: Any, data: DataConfig, file_input: bool) -> Source:
+    """The :class:`Source` for a path (jsonl/csv/parquet file or a folder), a ``datasets``
+    Dataset or an iterable. ``file_input``: the model reads files (a folder lists them)."""
+    if isinstance(source, Source):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            if not file_input:
+                raise DataError(f"{path}: a folder is an input for models that read files (images, videos); "
+                                "give this model a jsonl, csv or parquet file")
+            return FolderSource(path)
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        kind = data.format or FORMATS.get(path.suffix.lower())
+        if kind is None:
+            raise DataError(f"{path}: unknown file type {path.suffix!r}; use .jsonl, .csv or .parquet "
+                            "(or a folder of files)")
+        if kind == "csv":
+            return CsvSource(path, data.column_types)
+        if kind == "parquet":
+            return ParquetSource(path, [*data.input_columns.values(), data.id_field or ""])
+        return JsonlSource(path)
+    if hasattr(source, "column_names") and hasattr(source, "_fingerprint"):
+        files = [field for modality, field in data.input_columns.items() if get_modality(modality).files]
+        return DatasetSource(source, files)
+    if isinstance(source, (bytes, Mapping)) or not isinstance(source, Iterable):
+        raise TypeError(f"input: expected a file, a folder, a datasets.Dataset or an iterable of rows, "
+                        f"got {type(source).__name__}")
+    return IterableSource(source)
+
+
+@dataclass
+class Row:
+    """One input row as the engine scores it: its id, its input value, or why there is none."""
+
+    id: Any
+    value: Any = None
+    problem: str | None = None
+
+
+class RowReader:
+    """Raw rows -> :class:`Row`: the id, the model's input field(s) with file paths resolved
+    against the source's folder, and the reason a row cannot be scored."""
+
+    def __init__(self, source: Source, data: DataConfig, folder_input: bool = False) -> None:
+        self.source = source
+        self.columns = data.input_columns
+        self.id_field = data.id_field
+        if isinstance(source, FolderSource):  # a folder is one file per row, whatever the training field
+            self.columns = {modality: "path" for modality in self.columns}
+            self.id_field = "id"
+
+    def __call__(self, index: int, raw: Any) -> Row:
+        try:
+            row = self.source.parse(raw)
+        except RowError as err:
+            return Row(index, problem=f"row {index}: {err}")
+        if not isinstance(row, Mapping):
+            if len(self.columns) > 1:
+                return Row(index, problem=f"row {index}: expected a record with fields "
+                                          f"{', '.join(self.columns.values())}, got {type(row).__name__}")
+            return self._checked(Row(index, {next(iter(self.columns)): row}))
+        row_id = row.get(self.id_field, index) if self.id_field else index
+        values = {}
+        for modality, field in self.columns.items():
+            if field not in row:
+                return Row(row_id, problem=f"no field {field!r} (fields: {', '.join(map(str, row)) or 'none'})")
+            values[modality] = row[field]
+        return self._checked(Row(row_id, values))
+
+    def _checked(self, row: Row) -> Row:
+        for modality, value in row.value.items():
+            if get_modality(modality).files and isinstance(value, str) and value:
+                value, problem = resolve_path(value, self.source.base)
+                row.value[modality] = value
+                if problem:
+                    return Row(row.id, problem=f"{modality} input: {problem}")
+            problem = check_input(modality, value)
+            if problem is not None:
+                field = self.columns[modality]
+                return Row(row.id, problem=f"field {field!r} ({modality} input): {problem}")
+        if len(row.value) == 1:
+            row.value = next(iter(row.value.values()))
+        return row
