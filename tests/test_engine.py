@@ -1,0 +1,244 @@
+"""The batch engine: streamed inputs, resumable sharded output, exactly once under SIGKILL."""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import random
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import modelkit
+from modelkit.cli import main
+from modelkit.data.synthetic import write_synthetic_image_splits
+from modelkit.inference.shards import OutputFolderError
+
+from conftest import ngram_recipe
+
+IMAGE_CATEGORIES = ["gore", "violence"]
+
+
+@pytest.fixture(scope="module")
+def tiny_image_checkpoint(tmp_path_factory) -> Path:
+    splits = write_synthetic_image_splits(tmp_path_factory.mktemp("images"), seed=0, rows_per_category=10,
+                                          clean_rows=20, size=16, categories=IMAGE_CATEGORIES)
+    recipe = {
+        "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "inputs": {"image": "image"}},
+        "categories": IMAGE_CATEGORIES,
+        "model": {"name": "image", "arch": "small_cnn"},
+        "processor": {"resize": 16, "crop": 16},
+        "train": {"epochs": 1, "batch_size": 16},
+        "output_dir": str(tmp_path_factory.mktemp("runs") / "image"),
+    }
+    return modelkit.train(recipe)
+
+
+def _texts(count: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    words = ["你这个傻逼", "今天天气不错", "去死吧", "谢谢分享", "垃圾东西", "好好学习", "hello", "idiot", "nice day"]
+    return [{"id": f"t{i}", "text": " ".join(rng.choices(words, k=rng.randint(1, 12)))} for i in range(count)]
+
+
+def _write_jsonl(path: Path, rows: list) -> Path:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n")
+    return path
+
+
+def _image_rows(folder: Path, count: int, corrupt_every: int = 0) -> list[dict]:
+    """PNG files under ``folder``; every ``corrupt_every``-th one is broken (truncated or not a picture)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(count):
+        path = folder / f"{index}.png"
+        if corrupt_every and index % corrupt_every == 3:
+            path.write_bytes(b"not a picture" if index % 2 else _png(rng)[:40])
+        else:
+            path.write_bytes(_png(rng))
+        rows.append({"id": f"i{index}", "image": path.name})
+    return rows
+
+
+def _png(rng: np.random.Generator) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _by_id(output: Path) -> dict:
+    rows = list(modelkit.read_predictions(output))
+    counts = Counter(row["id"] for row in rows)
+    assert max(counts.values()) == 1, [i for i, n in counts.items() if n > 1][:5]
+    return {row["id"]: row for row in rows}
+
+
+def _predict(argv: list[str]) -> None:
+    os._exit(main(argv))
+
+
+def _kill_until_done(argv: list[str], output: Path, kills: int, delays: tuple[float, float]) -> int:
+    """Run ``modelkit predict`` in a child process, SIGKILL it after a random delay, rerun the
+    same command; at least ``kills`` times, then once to the end. Returns the kills made.
+
+    Children fork from a server that imported modelkit once (torch's thread pools do not survive
+    a fork of a process that used them), so a run starts in milliseconds, not seconds."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["modelkit.cli"])
+    rng = random.Random(1)
+    made = 0
+    while True:
+        process = context.Process(target=_predict, args=(argv,))
+        process.start()
+        if made < kills:
+            time.sleep(rng.uniform(*delays))
+        if process.is_alive() and made < kills:
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
+            made += 1
+            continue
+        process.join()
+        assert process.exitcode == 0, process.exitcode
+        if json.loads((output / "manifest.json").read_text()).get("complete"):
+            return made
+
+
+@pytest.mark.slow
+def test_text_run_killed_20_times_writes_every_row_once_with_uninterrupted_scores(ngram_checkpoint, tmp_path):
+    rows = _texts(60_000)
+    source = _write_jsonl(tmp_path / "posts.jsonl", rows)
+    reference = tmp_path / "reference"
+    modelkit.predict_files(modelkit.load(ngram_checkpoint), source, reference, shard_size=1000,
+                           progress=False)
+
+    killed = tmp_path / "killed"
+    argv = ["predict", str(ngram_checkpoint), "--input", str(source), "--output", str(killed), "--shard-size", "1000"]
+    made = _kill_until_done(argv, killed, kills=20, delays=(0.2, 0.9))
+    assert made >= 20, f"the run finished after {made} kills; give it more rows"
+    # Killed mid-shard, a run leaves a temporary file at most, never a part of a shard.
+    assert not list(killed.glob(".part-*"))
+    got, want = _by_id(killed), _by_id(reference)
+    assert list(got) == [row["id"] for row in rows]
+    assert got == want
+
+
+@pytest.mark.slow
+def test_image_run_killed_20_times_writes_every_row_once_with_uninterrupted_scores(tiny_image_checkpoint, tmp_path):
+    rows = _image_rows(tmp_path / "pictures", 5000, corrupt_every=20)
+    source = _write_jsonl(tmp_path / "pictures" / "manifest.jsonl", rows)
+    reference = tmp_path / "reference"
+    argv = ["predict", str(tiny_image_checkpoint), "--input", str(source), "--shard-size", "100"]
+    assert main([*argv, "--output", str(reference)]) == 0
+    killed = tmp_path / "killed"
+    made = _kill_until_done([*argv, "--output", str(killed)], killed, kills=20, delays=(0.3, 1.0))
+    assert made >= 20, f"the run finished after {made} kills; give it more rows"
+    got, want = _by_id(killed), _by_id(reference)
+    assert list(got) == [row["id"] for row in rows]
+    assert got == want
+
+
+def test_corrupt_and_non_text_rows_become_error_records_for_exactly_those_rows(ngram_checkpoint,
+                                                                             tiny_image_checkpoint, tmp_path):
+    # Text: 5 % of rows empty (a blank line, {}, null) or not text (numbers, lists, objects).
+    rows: list = _texts(400)
+    bad = set(range(7, 400, 20))
+    kinds = ["", {"id": "?"}, {"text": None}, {"text": 12}, {"text": ["a"]}, {"text": {"a": 1}}, "{broken"]
+    for number, index in enumerate(sorted(bad)):
+        kind = kinds[number % len(kinds)]
+        rows[index] = kind if isinstance(kind, str) else {"id": f"t{index}", **kind} if "id" not in kind else kind
+    source = _write_jsonl(tmp_path / "texts.jsonl", rows)
+    output = tmp_path / "text-out"
+    assert main(["predict", str(ngram_checkpoint), "--input", str(source), "--output", str(output),
+                 "--shard-size", "128"]) == 0
+    written = list(modelkit.read_predictions(output))
+    assert len(written) == 400
+    assert {i for i, row in enumerate(written) if "error" in row} == bad
+    assert all("scores" in row for i, row in enumerate(written) if i not in bad)
+
+    # Pictures: 5 % truncated or not pictures at all, plus a path to a missing file.
+    pictures = _image_rows(tmp_path / "pictures", 200, corrupt_every=20)
+    pictures.append({"id": "missing", "image": "nowhere.png"})
+    manifest = _write_jsonl(tmp_path / "pictures" / "manifest.jsonl", pictures)
+    output = tmp_path / "image-out"
+    assert main(["predict", str(tiny_image_checkpoint), "--input", str(manifest), "--output", str(output),
+                 "--num-workers", "2", "--format", "jsonl"]) == 0
+    written = list(modelkit.read_predictions(output))
+    failed = {row["id"] for row in written if "error" in row}
+    assert failed == {f"i{i}" for i in range(3, 200, 20)} | {"missing"}
+    assert len(written) == 201
+
+
+def test_output_that_is_the_input_or_another_runs_folder_is_refused_before_running(ngram_checkpoint, tmp_path,
+                                                                                  capsys):
+    source = _write_jsonl(tmp_path / "in.jsonl", _texts(50))
+    before = source.read_bytes()
+    assert main(["predict", str(ngram_checkpoint), "--input", str(source), "--output", str(source)]) == 2
+    assert "is the input" in capsys.readouterr().err and source.read_bytes() == before
+    assert main(["predict", str(ngram_checkpoint), "--input", str(source), "--output", str(tmp_path)]) == 2
+    assert "lies inside it" in capsys.readouterr().err
+    assert main(["predict", str(ngram_checkpoint), "--input", str(source), "--output",
+                 str(ngram_checkpoint / "out")]) == 2
+    assert "overlaps the checkpoint" in capsys.readouterr().err
+
+    output = tmp_path / "out"
+    assert main(["predict", str(ngram_checkpoint), "--input", str(source), "--output", str(output)]) == 0
+    other = _write_jsonl(tmp_path / "other.jsonl", _texts(50, seed=1))
+    assert main(["predict", str(ngram_checkpoint), "--input", str(other), "--output", str(output)]) == 2
+    assert "differs in: input_fingerprint" in capsys.readouterr().err
+    assert main(["predict", str(ngram_checkpoint), "--input", str(other), "--output", str(output),
+                 "--overwrite"]) == 0
+    assert [row["id"] for row in modelkit.read_predictions(output)] == [f"t{i}" for i in range(50)]
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    assert main(["predict", str(ngram_checkpoint), "--input", str(source), "--output", str(stray)]) == 2
+    assert "has other files" in capsys.readouterr().err
+    assert main(["predict", str(ngram_checkpoint), "--input", str(source), "--output", str(tmp_path / "x"),
+                 "--device", "tpu"]) == 2
+    assert "device 'tpu'" in capsys.readouterr().err
+
+
+def test_sources_stream_the_same_rows(ngram_checkpoint, tmp_path):
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _texts(300)
+    clf = modelkit.load(ngram_checkpoint)
+    want = np.array([list(p.scores.values()) for p in clf.predict([row["text"] for row in rows])])
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    with open(tmp_path / "in.csv", "w", encoding="utf-8") as handle:
+        handle.write("id,text\n" + "".join(f"{row['id']},{row['text']}\n" for row in rows))
+    sources = {"jsonl": _write_jsonl(tmp_path / "in.jsonl", rows), "parquet": tmp_path / "in.parquet",
+               "csv": tmp_path / "in.csv", "dataset": datasets.Dataset.from_list(rows), "iterable": iter(rows),
+               "strings": [row["text"] for row in rows]}
+    for name, source in sources.items():
+        summary = modelkit.predict_files(clf, source, tmp_path / f"out-{name}", shard_size=128, progress=False)
+        assert summary.rows == 300 and summary.errors == 0 and summary.complete, name
+        written = list(modelkit.read_predictions(tmp_path / f"out-{name}"))
+        ids = [str(i) for i in range(300)] if name == "strings" else [row["id"] for row in rows]
+        assert [row["id"] for row in written] == ids, name
+        np.testing.assert_allclose([list(row["scores"].values()) for row in written], want, atol=1e-6, err_msg=name)
+    with pytest.raises(OutputFolderError, match="iterable cannot be checked"):
+        modelkit.predict_files(clf, iter(rows), tmp_path / "out-iterable", shard_size=128, progress=False)
+    streamed = list(clf.predict_stream((row["text"] for row in rows), chunk_size=64))
+    np.testing.assert_allclose([list(p.scores.values()) for p in streamed], want, atol=1e-6)
+
+
+def test_folder_of_pictures_is_an_input(tiny_image_checkpoint, tmp_path):
+    _image_rows(tmp_path / "pictures" / "sub", 30, corrupt_every=20)
+    output = tmp_path / "out"
+    summary = modelkit.predict_files(modelkit.load(tiny_image_checkpoint), tmp_path / "pictures", output,
+                                     progress=False)
+    assert summary.rows == 30 and summary.errors == 2
+    written = list(modelkit.read_predictions(output))
+    assert sorted(row["id"] for row in written) == sorted(f"sub/{i}.png" for i in range(30))
