@@ -242,3 +242,23 @@ def test_folder_of_pictures_is_an_input(tiny_image_checkpoint, tmp_path):
     assert summary.rows == 30 and summary.errors == 2
     written = list(modelkit.read_predictions(output))
     assert sorted(row["id"] for row in written) == sorted(f"sub/{i}.png" for i in range(30))
+
+
+@pytest.mark.slow
+def test_ray_engine_writes_what_the_local_engine_writes(ngram_checkpoint, tmp_path):
+    ray = pytest.importorskip("ray")
+    from modelkit.inference.ray_engine import predict_files_with_ray
+
+    rows = _texts(3000)
+    rows[17] = {"id": "t17", "text": None}
+    source = _write_jsonl(tmp_path / "posts.jsonl", rows)
+    local = tmp_path / "local"
+    modelkit.predict_files(modelkit.load(ngram_checkpoint), source, local, shard_size=500, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = predict_files_with_ray(ngram_checkpoint, source, tmp_path / "ray", shard_size=500, actors=2)
+    finally:
+        ray.shutdown()
+    assert summary.complete and summary.rows == 3000 and summary.scored == 3000 and summary.errors == 1
+    assert _by_id(tmp_path / "ray") == _by_id(local)
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == sorted(p.name for p in local.iterdir())

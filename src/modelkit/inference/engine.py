@@ -141,6 +141,17 @@ def predict_files(
     shards that were finished. ``shards`` restricts the run to those shard numbers (the Ray
     engine hands them out); ``rank``/``world_size`` default to the launcher's environment.
     """
+    run = open_run(classifier, source, output, output_format=output_format, input_field=input_field,
+                   id_field=id_field, shard_size=shard_size, chunk_size=chunk_size, overwrite=overwrite,
+                   rank=rank, world_size=world_size, shards=shards)
+    return run.execute(batch_size, num_workers, max_batch_tokens, progress)
+
+
+def open_run(classifier: Classifier, source: Any, output: str | Path, *, output_format: OutputFormat = "parquet",
+             input_field: str | None = None, id_field: str | None = None, shard_size: int | None = None,
+             chunk_size: int | None = None, overwrite: bool = False, rank: int | None = None,
+             world_size: int | None = None, shards: Sequence[int] | None = None) -> _Run:
+    """Check ``output`` against the input and checkpoint, claim it, and return the run to execute."""
     from ..evaluation.evaluate import data_config_for
 
     if output_format not in ("parquet", "jsonl"):
@@ -167,8 +178,7 @@ def predict_files(
         fields={"inputs": data.input_columns, "id": data.id_field})
     claim_output(output, identity, overwrite and rank == 0)
     return _Run(classifier, reader_source, RowReader(reader_source, data), output, output_format, shard_size,
-                chunk_size, rank, world_size, None if shards is None else set(shards)).execute(
-        batch_size, num_workers, max_batch_tokens, progress)
+                chunk_size, rank, world_size, None if shards is None else set(shards))
 
 
 class _Run:
@@ -180,6 +190,14 @@ class _Run:
         self.rank, self.world_size, self.only = rank, world_size, only
         self.done = set(finished_shards(output, output_format))
         self.rows = 0
+
+    def pending_shards(self) -> list[int]:
+        """Shards of the input that no run has finished (counts the rows when the source cannot)."""
+        total = self.source.count()
+        if total is None:
+            total = sum(1 for _ in self.source.raw_rows())
+        self.rows = total
+        return [shard for shard in range(-(-total // self.shard_size)) if shard not in self.done]
 
     def mine(self, shard: int) -> bool:
         if self.only is not None:
@@ -238,14 +256,14 @@ class _Run:
                 writer.abandon()
             bar.close()
         seconds = time.perf_counter() - started
-        complete = self._close_manifest()
+        complete = self.close_manifest()
         return RunSummary(str(self.output), self.rows, scored, errors, resumed, seconds, complete)
 
     def _shard_bound(self) -> int:
         total = self.source.count()
         return -(-total // self.shard_size) if total else max(self.done, default=-1) + 2
 
-    def _close_manifest(self) -> bool:
+    def close_manifest(self) -> bool:
         """Totals and ``complete: true`` once every shard of the input is in (by any process)."""
         shards = -(-self.rows // self.shard_size)
         finished = finished_shards(self.output, self.output_format)
@@ -259,4 +277,4 @@ class _Run:
         return True
 
 
-__all__ = ["RunSummary", "chunked", "checkpoint_fingerprint", "predict_files"]
+__all__ = ["RunSummary", "chunked", "checkpoint_fingerprint", "open_run", "predict_files"]
