@@ -23,5 +23,5 @@ def test_modalities_are_found_through_the_entry_point():
             "print(modelkit.list_models(), list_processors(), list_modalities())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert result.stdout.strip() == (
-        "['ensemble', 'image', 'ngram', 'ocr_text', 'onnx', 'transformer', 'video'] "
+        "['ensemble', 'exported_onnx', 'image', 'ngram', 'ocr_text', 'onnx', 'transformer', 'video'] "
         "['ensemble', 'image', 'image_ocr', 'text_ngram', 'text_tokenizer', 'video'] ['image', 'text', 'video']")

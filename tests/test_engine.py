@@ -262,3 +262,33 @@ def test_ray_engine_writes_what_the_local_engine_writes(ngram_checkpoint, tmp_pa
     assert summary.complete and summary.rows == 3000 and summary.scored == 3000 and summary.errors == 1
     assert _by_id(tmp_path / "ray") == _by_id(local)
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == sorted(p.name for p in local.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["ngram", "transformer", "image"])
+def test_exported_onnx_checkpoint_matches_pytorch(kind, request, tmp_path, capsys):
+    checkpoint = request.getfixturevalue({"ngram": "ngram_checkpoint", "transformer": "bert_checkpoint",
+                                          "image": "tiny_image_checkpoint"}[kind])
+    exported = tmp_path / "onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "--output", str(exported)]) == 0
+    assert "largest logit difference" in capsys.readouterr().out
+    original, onnx = modelkit.load(checkpoint, backend="torch"), modelkit.load(exported)
+    assert onnx.model.registry_name == "exported_onnx" and onnx.thresholds == original.thresholds
+    if kind == "image":
+        inputs = _image_rows(tmp_path / "pictures", 40)
+        inputs = [str(tmp_path / "pictures" / row["image"]) for row in inputs]
+    else:  # lengths from one character to several windows, batched differently from the trace
+        inputs = [row["text"] * (1 + i % 7) for i, row in enumerate(_texts(300))] + ["x", "长" * 900]
+    for batch_size in (1, 7, 256):
+        gap = np.abs(onnx.predict_logits(inputs, batch_size=batch_size)
+                     - original.predict_logits(inputs, batch_size=batch_size)).max()
+        assert gap <= 1e-4, (kind, batch_size, gap)
+    # The engine runs the exported folder like any checkpoint.
+    source = _write_jsonl(tmp_path / "in.jsonl", [{"id": i, ("image" if kind == "image" else "text"): x}
+                                                   for i, x in enumerate(inputs)])
+    assert main(["predict", str(exported), "--input", str(source), "--output", str(tmp_path / "out")]) == 0
+    assert len(list(modelkit.read_predictions(tmp_path / "out"))) == len(inputs)
+
+
+def test_export_refuses_what_it_cannot_export(ngram_checkpoint, tmp_path, capsys):
+    assert main(["export", str(ngram_checkpoint), "--output", str(ngram_checkpoint)]) == 2
+    assert "is the checkpoint itself" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``modelkit`` command line: train, evaluate, calibrate, compare, predict, convert, demo.
+"""``modelkit`` command line: train, evaluate, calibrate, compare, predict, export, convert, demo.
 
 Modality packages add their own commands with :func:`register_command` (the text package adds
 ``bootstrap``).
@@ -7,7 +7,6 @@ Modality packages add their own commands with :func:`register_command` (the text
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -121,6 +120,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             id_field=args.id_field, batch_size=args.batch_size, num_workers=args.num_workers,
             max_batch_tokens=args.max_batch_tokens, shard_size=args.shard_size, overwrite=args.overwrite)
     print(f"predictions: {summary}" + ("" if summary.complete else " (other processes still have shards to do)"))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .inference.onnx import export_checkpoint
+
+    output, gap = export_checkpoint(args.checkpoint, args.output or f"{str(args.checkpoint).rstrip('/')}-onnx",
+                                    opset=args.opset)
+    print(f"exported: {output} (ONNX opset {args.opset}; largest logit difference from PyTorch {gap:.2g})")
     return 0
 
 
@@ -249,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-actor", type=float, default=0.0, metavar="G", help="Ray: GPUs per replica (default 0)")
     p.add_argument("--ray-address", help="Ray: cluster address (default: start a local Ray)")
     p.set_defaults(func=_cmd_predict)
+
+    p = commands.add_parser("export", help="export a checkpoint's model to ONNX, as a checkpoint the engine loads")
+    p.add_argument("checkpoint")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--output", help="checkpoint folder to write (default CHECKPOINT-onnx)")
+    p.add_argument("--opset", type=_positive_int, default=17)
+    p.set_defaults(func=_cmd_export)
 
     p = commands.add_parser("convert", help="rewrite a checkpoint of an older modelkit in the current format")
     p.add_argument("checkpoint")

@@ -215,6 +215,10 @@ class Processor:
         cap = self.max_batch_inputs
         return requested if cap is None else max(1, min(requested, cap))
 
+    def example_inputs(self) -> list[Any]:
+        """A few raw inputs of different sizes, to trace a model for export (ONNX)."""
+        raise NotImplementedError(f"processor {self.name!r} has no example inputs to export a model with")
+
     def length(self, raw: Any) -> int | None:
         """Cost of one raw input for batching inputs of similar size together; None: no notion."""
         return None

@@ -201,6 +201,15 @@ class ImageProcessor(Processor):
                 pixels = self._augment(pixels)
         return pixels
 
+    def example_inputs(self) -> list[bytes]:
+        rng = np.random.default_rng(0)
+        examples = []
+        for height, width in ((48, 64), (300, 200), (97, 131)):
+            buffer = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(buffer, format="PNG")
+            examples.append(buffer.getvalue())
+        return examples
+
     def collate(self, items: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         shapes = {tuple(item.shape) for item in items}
         if len(shapes) > 1:

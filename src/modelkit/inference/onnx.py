@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,13 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def export_onnx(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> bytes:
-    """``model(**batch)`` as an ONNX graph (every input and the logits with a dynamic batch axis)."""
+def export_onnx(model: torch.nn.Module, batch: dict[str, torch.Tensor], forward: Any = None,
+                opset: int = 17) -> bytes:
+    """``forward(**batch)`` (default ``model(**batch)``) as an ONNX graph. Every axis of an
+    integer input (token ids, masks, offsets) is dynamic, and the batch axis of the others and
+    of the logits: one graph serves every batch size and text length."""
     names = list(batch)
+    forward = forward or model
 
     class Positional(torch.nn.Module):  # the exporter passes inputs by position
         def __init__(self) -> None:
@@ -40,14 +45,16 @@ def export_onnx(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> bytes
             self.inner = model
 
         def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, tensors)))
+            return forward(**dict(zip(names, tensors)))
 
+    axes = {name: ({axis: f"{name}_{axis}" for axis in range(tensor.dim())} if not tensor.is_floating_point()
+                   else {0: "batch"}) for name, tensor in batch.items()}
+    axes["logits"] = {0: "batch"}
     buffer = io.BytesIO()
-    axes = {name: {0: "batch"} for name in [*names, "logits"]}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(Positional().eval(), tuple(batch.values()), buffer, input_names=names,
-                          output_names=["logits"], dynamic_axes=axes, opset_version=17, dynamo=False)
+                          output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False)
     return buffer.getvalue()
 
 
@@ -88,3 +95,47 @@ def exported_session(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> 
         logger.warning("ONNX export of %s differs from PyTorch by %.2g, running it in PyTorch", type(model).__name__, gap)
         return None
     return session
+
+
+# modelkit export promises this much (max abs logit difference) on inputs it did not trace.
+EXPORT_TOLERANCE = 1e-4
+
+
+def export_checkpoint(directory: str | Path, output: str | Path, opset: int = 17) -> tuple[Path, float]:
+    """Export a checkpoint's model to ONNX as a new checkpoint directory (model ``exported_onnx``,
+    same processor, taxonomy, thresholds and calibration). Returns the directory and the largest
+    logit difference from PyTorch on inputs other than those traced, which must be <= 1e-4."""
+    from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+    from ..config import ConfigError
+    from ..models.exported import ExportedOnnxConfig, ExportedOnnxModel
+
+    if not onnxruntime_available():
+        raise ConfigError("export: needs onnx and onnxruntime (pip install 'modelkit[onnx]')")
+    output = Path(output)
+    if output.resolve() == Path(directory).resolve():
+        raise ConfigError(f"export: the output {output} is the checkpoint itself; give a new folder")
+    checkpoint = load_checkpoint(directory)
+    model, processor = checkpoint.model.eval(), checkpoint.processor.eval()
+    if model.scores_parts or model.registry_name in ("ensemble", "exported_onnx"):
+        raise ConfigError(f"export: model {model.registry_name!r} cannot be exported to ONNX; export the "
+                          "checkpoints it is made of (a video model's frame model, an ensemble's members)")
+    examples = processor.example_inputs()
+    traced = processor(examples)
+    # Windows are pooled outside the graph: how many a text has is data, not shape.
+    inputs = [name for name in traced if not (model.pools_windows and name == "window_rows")]
+    forward = model.window_logits if model.pools_windows else None
+    graph = export_onnx(model, {name: traced[name] for name in inputs}, forward, opset)
+    config = ExportedOnnxConfig(inputs=inputs, exported_from=model.registry_name, pools_windows=model.pools_windows,
+                                graph_bytes=len(graph), opset=opset)
+    exported = ExportedOnnxModel(config, model.num_labels, graph)
+    check = processor(examples[::-1] + examples[:1])
+    with torch.inference_mode():
+        gap = float(np.max(np.abs(exported(**check).numpy() - model(**check).float().numpy())))
+    if not gap <= EXPORT_TOLERANCE:
+        raise ConfigError(f"export: the ONNX graph differs from PyTorch by {gap:.3g} (more than {EXPORT_TOLERANCE}); "
+                          "not written")
+    extra = {**checkpoint.extra, "exported_from": {"model": model.registry_name, "checkpoint": str(directory),
+                                                   "onnx_opset": opset, "max_abs_logit_gap": gap}}
+    save_checkpoint(output, Checkpoint(exported, processor, checkpoint.policy, checkpoint.metrics, extra,
+                                       checkpoint.calibration))
+    return output, gap

@@ -1,6 +1,6 @@
-"""Model registry, the shared model base and the modality-free ensemble."""
+"""Model registry, the shared model base and the modality-free ensemble and exported models."""
 
-from . import ensemble  # noqa: F401  (registers the "ensemble" model and processor)
+from . import ensemble, exported  # noqa: F401  (register the "ensemble" and "exported_onnx" models)
 from .base import ModerationModel, MultiLabelHead, pool_windows
 from .registry import create_model, get_model_class, list_models, register_model
 

@@ -68,6 +68,10 @@ class ModerationModel(nn.Module):
     onnx_on_cpu: ClassVar[bool] = False
     # True for convolutional models, which run faster on channels-last tensors in PyTorch.
     channels_last: ClassVar[bool] = False
+    # True for models whose forward is ``pool_windows(window_logits(...), window_rows)``: an
+    # ONNX export holds :meth:`window_logits`, and the pooling over an input's windows (a
+    # data-dependent shape) happens outside the graph.
+    pools_windows: ClassVar[bool] = False
     # True for models that score parts of an input (video frames) and pool them: their forward
     # takes ``with_parts=True`` and then returns (logits [inputs, C], part logits [parts, C], the
     # input of each part, ascending); predictions carry per-part scores and segments, and
@@ -91,6 +95,11 @@ class ModerationModel(nn.Module):
         """The runner's word on whether sub-models may run in ONNX Runtime (on a CPU, backend auto
         or onnx). Models whose bulk is a sub-model that runs faster there (a video model's CNN
         frame model) export that part; whole-model export is :attr:`onnx_on_cpu`'s business."""
+
+    def window_logits(self, **batch: torch.Tensor) -> torch.Tensor:
+        """Logits per window ``[windows, num_labels]`` from the batch without ``window_rows``, in
+        operations an ONNX exporter knows (models with :attr:`pools_windows`)."""
+        raise NotImplementedError(f"model {self.registry_name!r} does not score windows")
 
     @classmethod
     def processor_defaults(cls, model_config: dict[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class NgramTextModel(ModerationModel):
     config_class = NgramConfig
     default_processor = "text_ngram"
     has_sparse_gradients = True
+    pools_windows = True
 
     def __init__(self, config: NgramConfig, num_labels: int) -> None:
         super().__init__(config, num_labels)
@@ -85,6 +86,18 @@ class NgramTextModel(ModerationModel):
         weights = keep / norm[bag]
         logits = self.head(self.embedding(input_ids, offsets, per_sample_weights=weights))
         return pool_windows(logits, window_rows)
+
+    def window_logits(self, input_ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        # forward's pooling in operations ONNX has (no EmbeddingBag, diff or repeat_interleave);
+        # every bag holds at least its text's start and end markers, so no bag is empty.
+        starts = torch.zeros_like(input_ids).scatter(0, offsets, torch.ones_like(offsets))
+        bag = torch.cumsum(starts, 0) - 1
+        counts = torch.zeros_like(offsets).scatter_add(0, bag, torch.ones_like(bag)).float()
+        norm = counts if self.config.pooling == "mean" else counts.sqrt()
+        vectors = self.embedding.weight[input_ids] / norm[bag].unsqueeze(1)
+        pooled = torch.zeros_like(offsets, dtype=vectors.dtype).unsqueeze(1).repeat(1, vectors.shape[1])
+        pooled = pooled.scatter_add(0, bag.unsqueeze(1).expand_as(vectors), vectors)
+        return self.head(pooled)
 
     @classmethod
     def split_legacy_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -124,6 +137,7 @@ class TransformerTextModel(ModerationModel):
 
     config_class = TransformerConfig
     default_processor = "text_tokenizer"
+    pools_windows = True
 
     def __init__(self, config: TransformerConfig, num_labels: int) -> None:
         super().__init__(config, num_labels)
@@ -145,13 +159,16 @@ class TransformerTextModel(ModerationModel):
         return {"name": cls.default_processor, "tokenizer": model_config.get("backbone")}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, window_rows: torch.Tensor) -> torch.Tensor:
+        return pool_windows(self.window_logits(input_ids, attention_mask), window_rows)
+
+    def window_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.config.pooling == "cls":
             pooled = states[:, 0]
         else:
             mask = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return pool_windows(self.head(pooled), window_rows)
+        return self.head(pooled)
 
     def checkpoint_config(self) -> dict[str, Any]:
         # The stored architecture rebuilds the backbone without touching the hub or any folder.

@@ -57,6 +57,10 @@ class _TextProcessor(Processor):
         value = self.value_of(raw)
         return len(value) if isinstance(value, str) else 0
 
+    def example_inputs(self) -> list[str]:
+        # One text long enough to be cut into windows, so the traced graph sees several per text.
+        return ["你好, hello", "这是一个很长的帖子, with English words too. " * 40, "傻逼"]
+
 
 # --------------------------------------------------------------------------------------------
 # text_ngram
