@@ -292,3 +292,20 @@ def test_exported_onnx_checkpoint_matches_pytorch(kind, request, tmp_path, capsy
 def test_export_refuses_what_it_cannot_export(ngram_checkpoint, tmp_path, capsys):
     assert main(["export", str(ngram_checkpoint), "--output", str(ngram_checkpoint)]) == 2
     assert "is the checkpoint itself" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["ngram", "image"])
+def test_checkpoints_are_hub_repositories_with_model_cards(kind, request, tmp_path):
+    from huggingface_hub import ModelCard
+
+    checkpoint = request.getfixturevalue({"ngram": "ngram_checkpoint", "image": "tiny_image_checkpoint"}[kind])
+    card = ModelCard.load(checkpoint / "README.md")
+    assert card.data.library_name == "modelkit" and "content-moderation" in card.data.tags
+    assert card.data.pipeline_tag == {"ngram": "text-classification", "image": "image-classification"}[kind]
+    hub = tmp_path / "hub"
+    where = modelkit.push_to_hub(checkpoint, "moderation/" + kind, local_dir=hub)
+    assert Path(where) == hub / "moderation" / kind and not (Path(where) / "last").exists()
+    pulled = modelkit.load_from_hub("moderation/" + kind, local_dir=hub)
+    assert pulled.thresholds == modelkit.load(checkpoint).thresholds
+    with pytest.raises(modelkit.ConfigError, match="expected 'owner/name'"):
+        modelkit.push_to_hub(checkpoint, "../escape", local_dir=hub)

@@ -23,6 +23,7 @@ from .evaluation.calibrate import calibrate
 from .evaluation.compare import compare_reports
 from .evaluation.evaluate import evaluate
 from .evaluation.report import EvaluationError, ScoredData, build_report, write_report
+from .hub import load_from_hub, push_to_hub
 from .inference.engine import RunSummary, predict_files
 from .inference.shards import read_predictions
 from .models import ModerationModel, create_model, list_models, register_model
@@ -59,8 +60,10 @@ __all__ = [
     "list_processors",
     "load",
     "load_processor",
+    "load_from_hub",
     "load_run_config",
     "predict_files",
+    "push_to_hub",
     "read_predictions",
     "register_modality",
     "register_model",

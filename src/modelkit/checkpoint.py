@@ -300,15 +300,54 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     return Checkpoint(model, processor, policy, metrics, dict(config.get("extra") or {}), dict(calibration))
 
 
+# What the Hugging Face Hub calls each modality's task (the card's pipeline_tag).
+_PIPELINE_TAGS = {"text": "text-classification", "image": "image-classification", "video": "video-classification"}
+
+
+def _card_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The YAML block a Hugging Face model card starts with: library, task, tags, languages, base
+    model and, from the dev metrics, a ``model-index``."""
+    model = config["model"]
+    modality = config["modality"]
+    metadata: dict[str, Any] = {
+        "library_name": "modelkit",
+        "tags": ["modelkit", "content-moderation", "multi-label-classification", modality, model.get("name")],
+    }
+    if modality in _PIPELINE_TAGS:
+        metadata["pipeline_tag"] = _PIPELINE_TAGS[modality]
+    if modality == "text":
+        metadata["language"] = ["zh", "en"]
+    if isinstance(model.get("backbone"), str):
+        metadata["base_model"] = model["backbone"]
+    dev = metrics.get("dev") if isinstance(metrics.get("dev"), dict) else None
+    if dev:
+        scalars = [{"type": name, "name": f"dev {name.replace('_', ' ')}", "value": round(float(value), 4)}
+                   for name, value in dev.items()
+                   if name in ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc") and isinstance(value, (int, float))]
+        if scalars:
+            metadata["model-index"] = [{"name": f"modelkit-{modality}-{model.get('name')}", "results": [{
+                "task": {"type": _PIPELINE_TAGS.get(modality, "classification"), "name": "multi-label moderation"},
+                "dataset": {"type": "custom", "name": "dev split of the training recipe"},
+                "metrics": scalars}]}]
+    return metadata
+
+
 def _model_card(config: dict[str, Any], processor: Processor, metrics: dict[str, Any]) -> str:
+    import yaml
+
+    front = yaml.safe_dump(_card_metadata(config, metrics), allow_unicode=True, sort_keys=False).strip()
     lines = [
+        "---",
+        front,
+        "---",
+        "",
         f"# modelkit {config['modality']} classifier ({config['model'].get('name')}, processor {processor.name})",
         "",
         "Multi-label: one independent sigmoid score per category. Never apply softmax.",
         "",
         "```python",
         "import modelkit",
-        "clf = modelkit.load('path/to/this/directory')",
+        "clf = modelkit.load('path/to/this/directory')   # or modelkit.load_from_hub('org/name')",
         f"clf.predict([...])   # {config['modality']} inputs",
         "```",
         "",
@@ -317,6 +356,10 @@ def _model_card(config: dict[str, Any], processor: Processor, metrics: dict[str,
     ]
     for cat in config["taxonomy"]["categories"]:
         lines.append(f"| {cat['id']} | {cat['name_en']} | {cat['name_zh']} | {config['thresholds'][cat['id']]:.3f} |")
+    exported = (config.get("extra") or {}).get("exported_from")
+    if exported:
+        lines += ["", "## Export", "", f"ONNX (opset {exported['onnx_opset']}) export of a `{exported['model']}` "
+                  f"model; largest logit difference from PyTorch at export: {exported['max_abs_logit_gap']:.2g}."]
     if config.get("calibration"):
         lines += ["", "## Calibration", "", "```json", json.dumps(config["calibration"], indent=2, ensure_ascii=False), "```"]
     if metrics:
