@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .inference.runner import Backend, OnError, Precision, Runner, RunResult
+from .inference.runner import Backend, OnError, Precision, Runner, RunResult, Timeline
 from .models.base import ModerationModel
 from .policy import Policy
 from .processing import Processor
@@ -166,11 +166,15 @@ class Classifier:
             prediction = Prediction(scores={c: float(s) for c, s in zip(ids, row)},
                                     labels=[c for c, hit in zip(ids, row_hits) if hit], evidence=evidence)
             if timeline is not None:
-                part_scores = self.policy.scores(timeline.logits)
-                prediction.timeline = (timeline.times, part_scores)
-                prediction.segments = self.processor.segments(timeline.times, part_scores, self.threshold_vector, ids)
+                prediction.timeline, prediction.segments = self.segments(timeline)
             predictions.append(prediction)
         return predictions
+
+    def segments(self, timeline: Timeline) -> tuple[tuple[np.ndarray, np.ndarray], list[dict[str, Any]]]:
+        """One input's scored parts -> ((part times, calibrated part scores), violating segments)."""
+        part_scores = self.policy.scores(timeline.logits)
+        segments = self.processor.segments(timeline.times, part_scores, self.threshold_vector, self.categories)
+        return (timeline.times, part_scores), segments
 
     def __repr__(self) -> str:
         return (f"Classifier({self.model.registry_name}, processor={self.processor.name}, "

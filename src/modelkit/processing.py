@@ -219,6 +219,12 @@ class Processor:
         """A few raw inputs of different sizes, to trace a model for export (ONNX)."""
         raise NotImplementedError(f"processor {self.name!r} has no example inputs to export a model with")
 
+    @property
+    def cpu_batch_tokens(self) -> int | None:
+        """On a CPU, the padded size (inputs x the longest :meth:`length`) at which a batch of
+        length-sorted inputs runs fastest; None: ``batch_size`` alone decides."""
+        return None
+
     def length(self, raw: Any) -> int | None:
         """Cost of one raw input for batching inputs of similar size together; None: no notion."""
         return None

@@ -117,7 +117,6 @@ class ImageClassifier(ModerationModel):
     config_class = ImageModelConfig
     default_processor = "image"
     onnx_on_cpu = True
-    channels_last = True
     path_fields = ("weights",)
 
     def __init__(self, config: ImageModelConfig, num_labels: int) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -31,6 +32,7 @@ from .shards import (
     OutputFolderError,
     OutputFormat,
     RunIdentity,
+    ScoredChunk,
     ShardWriter,
     part_name,
     claim_output,
@@ -38,7 +40,8 @@ from .shards import (
     remove_stale_parts,
     write_json_atomically,
 )
-from .sources import RowReader, Source, open_source
+from .runner import RunResult
+from .sources import Row, RowReader, Source, open_source
 
 if TYPE_CHECKING:
     from ..classifier import Classifier
@@ -239,15 +242,11 @@ class _Run:
                 if writer is None:
                     writer = ShardWriter(self.output, shard, self.output_format, classifier.categories,
                                          classifier.model.scores_parts)
-                predictions = iter(classifier.predictions(result))
-                records = []
-                for row in rows:
-                    record = {"error": row.problem} if row.problem is not None else next(predictions).to_dict()
-                    records.append({"id": row.id, **record})
+                chunk = self.scored_chunk(rows, result)
                 bar.update(sum(row.problem is not None for row in rows))
-                writer.write(records)
-                scored += len(records)
-                errors += sum("error" in record for record in records)
+                writer.write(chunk)
+                scored += len(rows)
+                errors += sum(error is not None for error in chunk.errors)
             if writer is not None:
                 writer.finish()
                 writer = None
@@ -258,6 +257,27 @@ class _Run:
         seconds = time.perf_counter() - started
         complete = self.close_manifest()
         return RunSummary(str(self.output), self.rows, scored, errors, resumed, seconds, complete)
+
+    def scored_chunk(self, rows: list[Row], result: RunResult) -> ScoredChunk:
+        """The runner's result for a chunk's readable rows, merged with the rows that had no input."""
+        classifier = self.classifier
+        readable = [index for index, row in enumerate(rows) if row.problem is None]
+        errors = [row.problem for row in rows]
+        scores = np.full((len(rows), len(classifier.categories)), np.nan, dtype=np.float32)
+        scores[readable] = classifier.policy.scores(result.logits)
+        evidence: list[Any] = [None] * len(rows)
+        segments: list[Any] | None = [None] * len(rows) if classifier.model.scores_parts else None
+        for position, index in enumerate(readable):
+            errors[index] = result.errors[position]
+            evidence[index] = result.evidence[position]
+            timeline = result.timelines[position]
+            if segments is not None and timeline is not None:
+                segments[index] = classifier.segments(timeline)[1]
+        hits = classifier.decide(np.nan_to_num(scores, nan=-1.0))
+        categories = classifier.categories
+        labels = [None if error is not None else [categories[j] for j in np.flatnonzero(row_hits)]
+                  for error, row_hits in zip(errors, hits)]
+        return ScoredChunk([row.id for row in rows], categories, scores, labels, evidence, segments, errors)
 
     def _shard_bound(self) -> int:
         total = self.source.count()

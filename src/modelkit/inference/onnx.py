@@ -13,10 +13,14 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from ..models.base import ModerationModel
+    from ..models.exported import ExportedOnnxModel
 
 logger = logging.getLogger(__name__)
 # Exported and eager outputs differ by float rounding only; more means a broken export.
@@ -80,21 +84,39 @@ def _numpy(value: Any) -> np.ndarray:
     return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
-def exported_session(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> OnnxSession | None:
-    """An ONNX Runtime session of ``model``, or None (with a warning) when export or parity fails."""
+def export_model(model: ModerationModel, batch: dict[str, torch.Tensor], opset: int = 17) -> ExportedOnnxModel:
+    """``model`` as an :class:`ExportedOnnxModel`, traced on ``batch``. A model that scores windows
+    exports its per-window logits: how many windows an input has is data, not shape, so the
+    pooling over them stays outside the graph."""
+    from ..models.exported import ExportedOnnxConfig, ExportedOnnxModel
+
+    inputs = [name for name in batch if not (model.pools_windows and name == "window_rows")]
+    forward = model.window_logits if model.pools_windows else None
+    graph = export_onnx(model, {name: batch[name] for name in inputs}, forward, opset)
+    config = ExportedOnnxConfig(inputs=inputs, exported_from=model.registry_name, pools_windows=model.pools_windows,
+                                graph_bytes=len(graph), opset=opset)
+    return ExportedOnnxModel(config, model.num_labels, graph)
+
+
+def exported_session(model: ModerationModel, batch: dict[str, torch.Tensor]
+                     ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
+    """``model`` running in ONNX Runtime, as a function of a batch (not a module, so that the
+    model holding it does not gain its graph as weights); None, with a warning, when export or
+    parity fails."""
     try:
-        session = OnnxSession(export_onnx(model, batch))
-        exported = session(batch)
+        exported = export_model(model, batch)
+        with torch.inference_mode():
+            got = exported(**batch).numpy()
     except Exception as err:  # exporters fail in many ways; eager PyTorch still works
         logger.warning("ONNX export of %s failed, running it in PyTorch: %s", type(model).__name__, err)
         return None
     with torch.inference_mode():
         eager = model(**batch).float().numpy()
-    gap = float(np.max(np.abs(exported - eager))) if eager.size else 0.0
+    gap = float(np.max(np.abs(got - eager))) if eager.size else 0.0
     if not gap <= PARITY_TOLERANCE * max(1.0, float(np.max(np.abs(eager))) if eager.size else 1.0):
         logger.warning("ONNX export of %s differs from PyTorch by %.2g, running it in PyTorch", type(model).__name__, gap)
         return None
-    return session
+    return lambda batch: exported(**batch)
 
 
 # modelkit export promises this much (max abs logit difference) on inputs it did not trace.
@@ -107,7 +129,6 @@ def export_checkpoint(directory: str | Path, output: str | Path, opset: int = 17
     logit difference from PyTorch on inputs other than those traced, which must be <= 1e-4."""
     from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
     from ..config import ConfigError
-    from ..models.exported import ExportedOnnxConfig, ExportedOnnxModel
 
     if not onnxruntime_available():
         raise ConfigError("export: needs onnx and onnxruntime (pip install 'modelkit[onnx]')")
@@ -120,14 +141,7 @@ def export_checkpoint(directory: str | Path, output: str | Path, opset: int = 17
         raise ConfigError(f"export: model {model.registry_name!r} cannot be exported to ONNX; export the "
                           "checkpoints it is made of (a video model's frame model, an ensemble's members)")
     examples = processor.example_inputs()
-    traced = processor(examples)
-    # Windows are pooled outside the graph: how many a text has is data, not shape.
-    inputs = [name for name in traced if not (model.pools_windows and name == "window_rows")]
-    forward = model.window_logits if model.pools_windows else None
-    graph = export_onnx(model, {name: traced[name] for name in inputs}, forward, opset)
-    config = ExportedOnnxConfig(inputs=inputs, exported_from=model.registry_name, pools_windows=model.pools_windows,
-                                graph_bytes=len(graph), opset=opset)
-    exported = ExportedOnnxModel(config, model.num_labels, graph)
+    exported = export_model(model, processor(examples), opset)
     check = processor(examples[::-1] + examples[:1])
     with torch.inference_mode():
         gap = float(np.max(np.abs(exported(**check).numpy() - model(**check).float().numpy())))

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..config import ConfigError
 from ..models.base import ModerationModel
 from ..processing import InputError, Processor, check_inputs
-from .onnx import OnnxSession, exported_session, onnxruntime_available
+from .onnx import exported_session, onnxruntime_available
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -155,22 +155,17 @@ class Runner:
         self.processor = processor
         self.precision = precision
         self.backend = backend
-        self._session: OnnxSession | None = None
+        self._session: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
         self._onnx_failed = False
         self._compiled: Any = None
-        if model.channels_last:
-            self.model.to(memory_format=torch.channels_last)
 
     def compile(self) -> None:
         """Run the PyTorch model through ``torch.compile`` (the first batches wait for compilation)."""
         self._compiled = torch.compile(self.model)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        moved = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        if self.model.channels_last:
-            moved = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
-                     for k, v in moved.items()}
-        return moved
+        # Batches come pinned from the loader on CUDA, so the copies overlap the previous batch.
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     @property
     def uses_onnx(self) -> bool:
@@ -227,7 +222,7 @@ class Runner:
                         raise ConfigError("backend onnx: this model does not export to ONNX (see the log)")
                     self._onnx_failed = True
             if self._session is not None:
-                return self._session(batch)
+                return self._session(batch).numpy()
         batch = self._to_device(batch)
         with self._autocast():
             return (self._compiled or self.model)(**batch).float().cpu().numpy()
@@ -257,6 +252,8 @@ class Runner:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+        if max_batch_tokens is None and self.device.type == "cpu":
+            max_batch_tokens = self.processor.cpu_batch_tokens
         requests = _Requests()
         loader = DataLoader(_Passthrough(), batch_sampler=requests, num_workers=num_workers,
                             collate_fn=partial(_prepare, self.processor), persistent_workers=num_workers > 0,

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
+import numpy as np
+
 from ..config import ConfigError
 
 MANIFEST = "manifest.json"
@@ -63,6 +65,35 @@ def finished_shards(output: Path, output_format: str) -> dict[int, Path]:
         if match and match.group(2) == output_format:
             found[int(match.group(1))] = path
     return found
+
+
+@dataclass
+class ScoredChunk:
+    """Output rows of one chunk, by column: calibrated scores ``[rows, categories]`` (NaN where
+    a row has an error), labels (None where it has), evidence, segments (models that score
+    parts) and errors."""
+
+    ids: list[Any]
+    categories: list[str]
+    scores: np.ndarray
+    labels: list[list[str] | None]
+    evidence: list[dict[str, Any] | None]
+    segments: list[list[dict[str, Any]] | None] | None
+    errors: list[str | None]
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Rows as :meth:`Prediction.to_dict` writes them, with the id first."""
+        for row, row_id in enumerate(self.ids):
+            if self.errors[row] is not None:
+                yield {"id": row_id, "error": self.errors[row]}
+                continue
+            record = {"id": row_id, "scores": dict(zip(self.categories, self.scores[row].tolist())),
+                      "labels": self.labels[row]}
+            if self.segments is not None and self.segments[row] is not None:
+                record["segments"] = self.segments[row]
+            if self.evidence[row] is not None:
+                record["evidence"] = self.evidence[row]
+            yield record
 
 
 @dataclass
@@ -163,28 +194,26 @@ class ShardWriter:
             self._schema = pa.schema(fields)
             self._writer = pq.ParquetWriter(self.temporary, self._schema, compression="zstd")
 
-    def write(self, records: list[dict[str, Any]]) -> None:
-        """``records``: ``{"id": ..., **Prediction.to_dict()}`` per row."""
-        self.rows += len(records)
-        self.errors += sum("error" in record for record in records)
+    def write(self, chunk: ScoredChunk) -> None:
+        self.rows += len(chunk.ids)
+        self.errors += sum(error is not None for error in chunk.errors)
         if self.output_format == "jsonl":
-            self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+            self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk.records()))
             return
         import pyarrow as pa
 
-        columns: dict[str, list[Any]] = {name: [] for name in self._schema.names}
-        for record in records:
-            scores = record.get("scores") or {}
-            columns["id"].append(str(record["id"]))
-            for category in self.categories:
-                columns[f"score_{category}"].append(scores.get(category))
-            columns["labels"].append(record.get("labels"))
-            evidence = record.get("evidence")
-            columns["evidence"].append(None if evidence is None else json.dumps(evidence, ensure_ascii=False))
-            if self.with_segments:
-                segments = record.get("segments")
-                columns["segments"].append(None if segments is None else json.dumps(segments, ensure_ascii=False))
-            columns["error"].append(record.get("error"))
+        def as_json(values: list[Any]) -> list[str | None]:
+            return [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
+
+        columns: dict[str, Any] = {"id": [str(row_id) for row_id in chunk.ids]}
+        for column, category in enumerate(self.categories):
+            scores = chunk.scores[:, column]
+            columns[f"score_{category}"] = pa.array(scores, mask=np.isnan(scores), type=pa.float32())
+        columns["labels"] = chunk.labels
+        columns["evidence"] = as_json(chunk.evidence)
+        if self.with_segments:
+            columns["segments"] = as_json(chunk.segments or [None] * len(chunk.ids))
+        columns["error"] = chunk.errors
         self._writer.write_table(pa.table(columns, schema=self._schema))
 
     def finish(self) -> Path:

@@ -66,8 +66,6 @@ class ModerationModel(nn.Module):
     # True for models that run faster in ONNX Runtime than in eager PyTorch on a CPU (CNNs):
     # inference then exports them (inference/onnx.py) unless told otherwise.
     onnx_on_cpu: ClassVar[bool] = False
-    # True for convolutional models, which run faster on channels-last tensors in PyTorch.
-    channels_last: ClassVar[bool] = False
     # True for models whose forward is ``pool_windows(window_logits(...), window_rows)``: an
     # ONNX export holds :meth:`window_logits`, and the pooling over an input's windows (a
     # data-dependent shape) happens outside the graph.

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
 
 from ..config import ConfigError, from_dict
-from ..inference.onnx import OnnxSession, exported_session
+from ..inference.onnx import exported_session
 from ..models.base import ModerationModel, pool_windows
 from ..models.registry import create_model, get_model_class, register_model
 from ..processing import Processor
@@ -101,7 +101,7 @@ class VideoModel(ModerationModel):
         # Auto-pool starts at 1 (between mean and max): the logit scale of frames decides the rest.
         self.alpha = nn.Parameter(torch.ones(num_labels)) if config.aggregation == "attention" else None
         self._onnx_allowed = False
-        self._frame_session: OnnxSession | None = None
+        self._frame_session: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
 
     def allow_onnx_parts(self, allowed: bool) -> None:
         self._onnx_allowed = allowed and self.frames.onnx_on_cpu
@@ -115,7 +115,7 @@ class VideoModel(ModerationModel):
                 self._frame_session = exported_session(self.frames, frame_batch)
                 self._onnx_allowed = self._frame_session is not None
             if self._frame_session is not None:
-                return torch.from_numpy(self._frame_session(frame_batch))
+                return self._frame_session(frame_batch)
         return self.frames(**frame_batch)
 
     @property
