@@ -21,7 +21,6 @@ from modelkit.cli import main
 from modelkit.data.synthetic import write_synthetic_image_splits
 from modelkit.inference.shards import OutputFolderError
 
-from conftest import ngram_recipe
 
 IMAGE_CATEGORIES = ["gore", "violence"]
 
@@ -309,3 +308,20 @@ def test_checkpoints_are_hub_repositories_with_model_cards(kind, request, tmp_pa
     assert pulled.thresholds == modelkit.load(checkpoint).thresholds
     with pytest.raises(modelkit.ConfigError, match="expected 'owner/name'"):
         modelkit.push_to_hub(checkpoint, "../escape", local_dir=hub)
+
+
+def test_processes_of_a_multi_gpu_run_split_the_shards(ngram_checkpoint, tmp_path, monkeypatch):
+    source = _write_jsonl(tmp_path / "in.jsonl", _texts(1000))
+    clf = modelkit.load(ngram_checkpoint)
+    single = tmp_path / "single"
+    modelkit.predict_files(clf, source, single, shard_size=100, progress=False)
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    written = []
+    for rank in range(3):  # as accelerate launch would start them, one after another here
+        monkeypatch.setenv("RANK", str(rank))
+        summary = modelkit.predict_files(clf, source, shared, shard_size=100, progress=False)
+        written.append(sorted(int(p.name[5:10]) for p in shared.glob("part-*")))
+        assert summary.complete == (rank == 2)
+    assert written[0] == [0, 3, 6, 9] and written[1] == sorted([0, 3, 6, 9, 1, 4, 7])
+    assert _by_id(shared) == _by_id(single)

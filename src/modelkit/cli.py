@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -112,7 +113,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             gpus_per_actor=args.gpus_per_actor, backend=args.backend, precision=args.precision,
             address=args.ray_address)
     else:
-        classifier = load(args.checkpoint, device=args.device, precision=args.precision, backend=args.backend)
+        device = args.device
+        if device is None and "LOCAL_RANK" in os.environ:  # one GPU per process under accelerate / torchrun
+            import torch
+
+            device = f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else "cpu"
+        classifier = load(args.checkpoint, device=device, precision=args.precision, backend=args.backend)
         if args.compile:
             classifier.runner.compile()
         summary = predict_files(

@@ -111,6 +111,12 @@ class _Prepared:
     failed: list[tuple[int, str]]
     batch: dict[str, torch.Tensor] | None
 
+    def pin_memory(self) -> _Prepared:
+        """Called by the loader's pinning thread on CUDA, so host-to-device copies run async."""
+        if self.batch is not None:
+            self.batch = {name: tensor.pin_memory() for name, tensor in self.batch.items()}
+        return self
+
 
 def _prepare(processor: Processor, requests: list[tuple[int, Any]]) -> _Prepared:
     """Decode and collate one batch (in a DataLoader worker); a bad input becomes its message."""
