@@ -47,14 +47,16 @@ def cold_dev(data_root: Path) -> tuple[Path, list[str]]:
     return path, [json.loads(line)["text"] for line in path.open(encoding="utf-8")]
 
 
-def engine_rate(checkpoint: Path, source: Path, work: Path, name: str, **options) -> float:
+def engine_rate(checkpoint: Path, source: Path, work: Path, name: str, warm_up: list, **options) -> float:
     import modelkit
 
     load = {key: options.pop(key) for key in ("backend",) if key in options}
     classifier = modelkit.load(checkpoint, device="cpu", **load)
-    # Warm-up (ONNX export on first batch, allocator): a few rows through the streaming API.
-    list(classifier.predict_stream(["warm up"] if classifier.processor.modality == "text" else [], chunk_size=8))
+    # Warm-up (the ONNX export on the first batch, allocators) on a few inputs, as a server would.
+    list(classifier.predict_stream(warm_up, chunk_size=len(warm_up)))
     summary = modelkit.predict_files(classifier, source, work / name, progress=False, **options)
+    if summary.errors:
+        raise RuntimeError(f"{name}: {summary.errors} of {summary.rows} rows failed; see {work / name}")
     return summary.rows / summary.seconds
 
 
@@ -92,9 +94,9 @@ def bench_ngram(args: argparse.Namespace, work: Path) -> dict:
     rates = {"naive loop": naive_rate(checkpoint, texts[:1000])}
     for workers in (0, args.workers):
         rates[f"engine torch, {workers} workers"] = max(
-            engine_rate(checkpoint, source, work, f"ngram-t{workers}-{r}", num_workers=workers, batch_size=1024)
+            engine_rate(checkpoint, source, work, f"ngram-t{workers}-{r}", texts[:64], num_workers=workers, batch_size=1024)
             for r in range(args.repeat))
-    rates["engine onnx"] = max(engine_rate(exported, source, work, f"ngram-o-{r}", num_workers=args.workers,
+    rates["engine onnx"] = max(engine_rate(exported, source, work, f"ngram-o-{r}", texts[:64], num_workers=args.workers,
                                            batch_size=1024) for r in range(args.repeat))
     return table(f"ngram (COLD dev, {len(texts)} texts)", rates, "naive loop")
 
@@ -136,9 +138,9 @@ def bench_minilm(args: argparse.Namespace, work: Path) -> dict:
     log(f"MiniLM exported, largest logit gap {gap:.2g}")
     rates = {"naive loop": naive_rate(checkpoint, texts[:300]),
              "transformers pipeline, batch 32": pipeline_rate(texts)}
-    rates["engine torch"] = engine_rate(checkpoint, source, work, "minilm-t", batch_size=256,
+    rates["engine torch"] = engine_rate(checkpoint, source, work, "minilm-t", texts[:64], batch_size=256,
                                         max_batch_tokens=args.max_batch_tokens)
-    rates["engine onnx"] = engine_rate(exported, source, work, "minilm-o", batch_size=256,
+    rates["engine onnx"] = engine_rate(exported, source, work, "minilm-o", texts[:64], batch_size=256,
                                        max_batch_tokens=args.max_batch_tokens)
     return table(f"MiniLM (COLD dev, {len(texts)} texts)", rates, "transformers pipeline, batch 32")
 
@@ -157,7 +159,7 @@ def bench_image(args: argparse.Namespace, work: Path) -> dict:
     rates = {"naive PyTorch loop": 64 / (time.perf_counter() - started)}
     for backend in ("torch", "onnx"):
         rates[f"engine {backend}, {args.workers} workers"] = engine_rate(
-            checkpoint, manifest, work, f"image-{backend}", backend=backend, num_workers=args.workers, batch_size=32)
+            checkpoint, manifest, work, f"image-{backend}", paths[:32], backend=backend, num_workers=args.workers, batch_size=32)
     return table(f"image (MobileNetV2 224, {len(paths)} 640x480 JPEGs)", rates, "naive PyTorch loop")
 
 
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ngram-checkpoint", type=Path)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--max-batch-tokens", type=int, default=8192)
     parser.add_argument("--output", type=Path, default=Path("runs/benchmark_inference.json"))
     args = parser.parse_args(argv)

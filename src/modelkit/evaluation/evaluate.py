@@ -25,6 +25,8 @@ def data_config_for(classifier: Classifier, **overrides: Any) -> DataConfig:
         stored.pop("inputs", None)
         stored.pop("input_field", None)
     stored.update(overrides)
+    if "inputs" not in stored and "input_field" not in stored:  # a checkpoint built without a recipe
+        stored["inputs"] = {classifier.processor.modality: classifier.processor.modality}
     known = {f.name for f in dataclasses.fields(DataConfig)}
     return from_dict(DataConfig, {k: v for k, v in stored.items() if k in known}, where="data")
 
