@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(VENV)/bin/modelkit demo --output-dir runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf runs .pytest_cache
