@@ -146,7 +146,7 @@ class Classifier:
         """Predictions for an iterable of any length, lazily and in order, in bounded memory:
         inputs are read ``chunk_size`` at a time. An input that cannot be read yields a
         Prediction with ``error`` set. For files and resumable runs see
-        :func:`modelkit.inference.predict_files`."""
+        :func:`modelkit.predict_files`."""
         from .inference.engine import chunked
 
         for result in self.runner.stream(chunked(inputs, chunk_size), batch_size, num_workers, max_batch_tokens):

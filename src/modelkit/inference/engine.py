@@ -34,7 +34,6 @@ from .shards import (
     RunIdentity,
     ScoredChunk,
     ShardWriter,
-    part_name,
     claim_output,
     finished_shards,
     remove_stale_parts,
@@ -172,7 +171,8 @@ def open_run(classifier: Classifier, source: Any, output: str | Path, *, output_
     rank = default_rank if rank is None else rank
     world_size = default_world if world_size is None else world_size
     reader_source = open_source(source, data, files)
-    if reader_source.count() == 0:
+    total = reader_source.count()
+    if total == 0:
         raise DataError(f"{reader_source.name}: no rows")
     identity = RunIdentity(
         input=reader_source.name, input_fingerprint=reader_source.fingerprint(),
@@ -180,15 +180,16 @@ def open_run(classifier: Classifier, source: Any, output: str | Path, *, output_
         output_format=output_format,
         fields={"inputs": data.input_columns, "id": data.id_field})
     claim_output(output, identity, overwrite and rank == 0)
-    return _Run(classifier, reader_source, RowReader(reader_source, data), output, output_format, shard_size,
+    return _Run(classifier, reader_source, total, RowReader(reader_source, data), output, output_format, shard_size,
                 chunk_size, rank, world_size, None if shards is None else set(shards))
 
 
 class _Run:
-    def __init__(self, classifier: Classifier, source: Source, reader: RowReader, output: Path,
+    def __init__(self, classifier: Classifier, source: Source, total: int | None, reader: RowReader, output: Path,
                  output_format: OutputFormat, shard_size: int, chunk_size: int, rank: int, world_size: int,
                  only: set[int] | None) -> None:
         self.classifier, self.source, self.reader, self.output = classifier, source, reader, output
+        self.total = total  # rows of the input, when the source can tell without reading it
         self.output_format, self.shard_size, self.chunk_size = output_format, shard_size, chunk_size
         self.rank, self.world_size, self.only = rank, world_size, only
         self.done = set(finished_shards(output, output_format))
@@ -196,9 +197,7 @@ class _Run:
 
     def pending_shards(self) -> list[int]:
         """Shards of the input that no run has finished (counts the rows when the source cannot)."""
-        total = self.source.count()
-        if total is None:
-            total = sum(1 for _ in self.source.raw_rows())
+        total = self.total if self.total is not None else sum(1 for _ in self.source.raw_rows())
         self.rows = total
         return [shard for shard in range(-(-total // self.shard_size)) if shard not in self.done]
 
@@ -221,22 +220,24 @@ class _Run:
 
     def execute(self, batch_size: int, num_workers: int, max_batch_tokens: int | None, progress: bool) -> RunSummary:
         classifier = self.classifier
-        remove_stale_parts(self.output, {s for s in range(self._shard_bound()) if self.mine(s)}, self.output_format)
-        total = self.source.count()
-        resumed = sum(min(self.shard_size, (total or 0) - shard * self.shard_size) if total else self.shard_size
-                      for shard in self.done if self.mine(shard))
+        total = self.total
+        bound = -(-total // self.shard_size) if total is not None else max(self.done, default=-1) + 2
+        remove_stale_parts(self.output, {shard for shard in range(bound) if self.mine(shard)}, self.output_format)
+        # An input whose size is unknown (an iterable) never resumes: claim_output refuses that.
+        resumed = 0 if total is None else sum(min(self.shard_size, total - shard * self.shard_size)
+                                              for shard in self.done if self.mine(shard))
         started = time.perf_counter()
         scored = errors = 0
         writer: ShardWriter | None = None
         pending: deque = deque()
-        bar = tqdm(total=total, initial=resumed if total else 0, unit="item", desc="predict", disable=not progress,
+        bar = tqdm(total=total, initial=resumed, unit="item", desc="predict", disable=not progress,
                    smoothing=0.1)
         results = classifier.runner.stream(self.chunks(pending), batch_size, num_workers, max_batch_tokens,
                                            progress=bar.update)
         try:
             for result in results:
                 shard, rows = pending.popleft()
-                if writer is not None and writer.final.name != part_name(shard, self.output_format):
+                if writer is not None and writer.shard != shard:
                     writer.finish()
                     writer = None
                 if writer is None:
@@ -278,10 +279,6 @@ class _Run:
         labels = [None if error is not None else [categories[j] for j in np.flatnonzero(row_hits)]
                   for error, row_hits in zip(errors, hits)]
         return ScoredChunk([row.id for row in rows], categories, scores, labels, evidence, segments, errors)
-
-    def _shard_bound(self) -> int:
-        total = self.source.count()
-        return -(-total // self.shard_size) if total else max(self.done, default=-1) + 2
 
     def close_manifest(self) -> bool:
         """Totals and ``complete: true`` once every shard of the input is in (by any process)."""

@@ -172,6 +172,7 @@ class ShardWriter:
 
     def __init__(self, output: Path, shard: int, output_format: OutputFormat, categories: list[str],
                  with_segments: bool) -> None:
+        self.shard = shard
         self.final = output / part_name(shard, output_format)
         self.temporary = output / f".{self.final.name}.{uuid.uuid4().hex}.tmp"
         self.output_format = output_format
