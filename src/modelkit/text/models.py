@@ -137,10 +137,10 @@ class TransformerTextModel(ModerationModel):
 
     config_class = TransformerConfig
     default_processor = "text_tokenizer"
+    # PyTorch stays the CPU default: ONNX Runtime is only 3 % faster on MiniLM (COLD dev, 2 cores:
+    # 112.5 against 108.9 texts/s, scripts/benchmark_inference.py) and tracing the encoder on the
+    # first batch costs 5-10 s. For long runs: modelkit export, or backend="onnx".
     pools_windows = True
-    # MiniLM on 2 cores, COLD dev: 104 texts/s in ONNX Runtime, 89 in PyTorch
-    # (scripts/benchmark_inference.py).
-    onnx_on_cpu = True
 
     def __init__(self, config: TransformerConfig, num_labels: int) -> None:
         super().__init__(config, num_labels)
