@@ -85,9 +85,17 @@ def _predict(argv: list[str]) -> None:
     os._exit(main(argv))
 
 
-def _kill_until_done(argv: list[str], output: Path, kills: int, delays: tuple[float, float]) -> int:
-    """Run ``modelkit predict`` in a child process, SIGKILL it after a random delay, rerun the
-    same command; at least ``kills`` times, then once to the end. Returns the kills made.
+def _parts(output: Path) -> int:
+    return len(list(output.glob("part-*"))) if output.is_dir() else 0
+
+
+def _kill_until_done(argv: list[str], output: Path, kills: int) -> int:
+    """Run ``modelkit predict`` in a child process, SIGKILL it, rerun the same command; at least
+    ``kills`` times, then once to the end. Returns the kills made.
+
+    A third of the kills land at a random moment of start-up or of the first shard; the others a
+    random moment after the run has written a new part, mid-way through a later one. Killing only
+    after progress keeps the test independent of the machine's speed.
 
     Children fork from a server that imported modelkit once (torch's thread pools do not survive
     a fork of a process that used them), so a run starts in milliseconds, not seconds."""
@@ -96,10 +104,16 @@ def _kill_until_done(argv: list[str], output: Path, kills: int, delays: tuple[fl
     rng = random.Random(1)
     made = 0
     while True:
+        before = _parts(output)
         process = context.Process(target=_predict, args=(argv,))
         process.start()
         if made < kills:
-            time.sleep(rng.uniform(*delays))
+            if rng.random() < 1 / 3:
+                time.sleep(rng.uniform(0.0, 0.5))
+            else:
+                while process.is_alive() and _parts(output) == before:
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.0, 0.06))
         if process.is_alive() and made < kills:
             os.kill(process.pid, signal.SIGKILL)
             process.join()
@@ -121,7 +135,7 @@ def test_text_run_killed_20_times_writes_every_row_once_with_uninterrupted_score
 
     killed = tmp_path / "killed"
     argv = ["predict", str(ngram_checkpoint), "--input", str(source), "--output", str(killed), "--shard-size", "1000"]
-    made = _kill_until_done(argv, killed, kills=20, delays=(0.2, 0.9))
+    made = _kill_until_done(argv, killed, kills=20)
     assert made >= 20, f"the run finished after {made} kills; give it more rows"
     # Killed mid-shard, a run leaves a temporary file at most, never a part of a shard.
     assert not list(killed.glob(".part-*"))
@@ -138,7 +152,7 @@ def test_image_run_killed_20_times_writes_every_row_once_with_uninterrupted_scor
     argv = ["predict", str(tiny_image_checkpoint), "--input", str(source), "--shard-size", "100"]
     assert main([*argv, "--output", str(reference)]) == 0
     killed = tmp_path / "killed"
-    made = _kill_until_done([*argv, "--output", str(killed)], killed, kills=20, delays=(0.3, 1.0))
+    made = _kill_until_done([*argv, "--output", str(killed)], killed, kills=20)
     assert made >= 20, f"the run finished after {made} kills; give it more rows"
     got, want = _by_id(killed), _by_id(reference)
     assert list(got) == [row["id"] for row in rows]
