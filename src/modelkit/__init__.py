@@ -6,6 +6,7 @@ Public API::
     clf = modelkit.load("runs/text-cold")
     clf.predict(["你这个人真恶心"])          # -> [Prediction(scores={...}, labels=[...])]
     modelkit.train("configs/text/cold.yaml", data_root="../shared/data")
+    modelkit.distill("runs/text-cold-ensemble", "configs/text/cold_distilled.yaml", data_root="../shared/data")
     modelkit.evaluate("runs/text-cold", "dev.jsonl", output_dir="runs/text-cold/eval")  # report.html ...
     modelkit.calibrate("runs/text-cold", "dev.jsonl", objective="precision@0.95")
 
@@ -32,6 +33,7 @@ from .processing import InputError, Processor, create_processor, list_processors
 from .taxonomy import Category, Taxonomy
 from .training.recipe import RunConfig, load_run_config
 from .training.api import train
+from .training.distill import distill
 
 __all__ = [
     "Category",
@@ -55,6 +57,7 @@ __all__ = [
     "compare_reports",
     "create_model",
     "create_processor",
+    "distill",
     "evaluate",
     "list_models",
     "list_processors",

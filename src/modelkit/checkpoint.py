@@ -319,6 +319,8 @@ def _card_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str,
         metadata["language"] = ["zh", "en"]
     if isinstance(model.get("backbone"), str):
         metadata["base_model"] = model["backbone"]
+    if (config.get("extra") or {}).get("distilled_from"):
+        metadata["tags"].append("distillation")
     dev = metrics.get("dev") if isinstance(metrics.get("dev"), dict) else None
     if dev:
         scalars = [{"type": name, "name": f"dev {name.replace('_', ' ')}", "value": round(float(value), 4)}
@@ -356,6 +358,13 @@ def _model_card(config: dict[str, Any], processor: Processor, metrics: dict[str,
     ]
     for cat in config["taxonomy"]["categories"]:
         lines.append(f"| {cat['id']} | {cat['name_en']} | {cat['name_zh']} | {config['thresholds'][cat['id']]:.3f} |")
+    distilled = (config.get("extra") or {}).get("distilled_from")
+    if distilled:
+        teacher_dev = ", ".join(f"{k} {v:.4f}" for k, v in distilled.get("teacher_dev", {}).items())
+        lines += ["", "## Distillation", "", f"Trained on the scores of the teacher `{distilled['teacher']}` (a "
+                  f"`{distilled['teacher_model']}` model; on this model's dev split: {teacher_dev}) over "
+                  f"{distilled['labelled_rows']} labelled rows (gold weight {distilled['gold_weight']}) and "
+                  f"{distilled['unlabelled_rows']} unlabelled rows, temperature {distilled['temperature']}."]
     exported = (config.get("extra") or {}).get("exported_from")
     if exported:
         lines += ["", "## Export", "", f"ONNX (opset {exported['onnx_opset']}) export of a `{exported['model']}` "

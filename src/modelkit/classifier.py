@@ -7,6 +7,8 @@ owns batching, the device and autocast.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -97,6 +99,19 @@ class Classifier:
     def save(self, directory: str | Path) -> Path:
         return save_checkpoint(directory, Checkpoint(self.model, self.processor, self.policy, self.metrics,
                                                      self.extra, self.calibration))
+
+    def fingerprint(self) -> str:
+        """The checkpoint's config.json digest (it lists the SHA-256 of every other file), or for a
+        classifier built in memory, a digest of its configs and weights."""
+        if self.source_dir is not None:
+            return hashlib.sha256((self.source_dir / "config.json").read_bytes()).hexdigest()
+        digest = hashlib.sha256()
+        digest.update(json.dumps([self.model.checkpoint_config(), self.processor.to_config(), self.policy.thresholds,
+                                  self.policy.temperature_vector.tolist()], sort_keys=True, default=str).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+        return digest.hexdigest()
 
     @property
     def device(self) -> torch.device:

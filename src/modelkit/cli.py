@@ -49,6 +49,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from .training.cv import format_cv
+    from .training.distill import distill
+
+    result = distill(args.teacher, args.config, unlabelled=args.unlabelled, overrides=args.set,
+                     data_root=args.data_root, folds=args.cv)
+    if isinstance(result, dict):
+        print(format_cv(result))
+        print(f"cross-validation: {Path(result['per_fold'][0]['checkpoint']).parent / 'cv_metrics.json'}")
+    else:
+        print(f"checkpoint: {result}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.evaluate import evaluate, summary_text
 
@@ -198,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last")
     p.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation on data.train (OUTPUT_DIR/fold-k)")
     p.set_defaults(func=_cmd_train)
+
+    p = commands.add_parser("distill", help="train a student recipe on a teacher checkpoint's scores")
+    p.add_argument("teacher", help="teacher checkpoint (with --cv: the folder of its fold-k checkpoints)")
+    p.add_argument("config", help="student recipe YAML, e.g. configs/text/cold_distilled.yaml")
+    p.add_argument("--unlabelled", nargs="+", default=[], metavar="FILE",
+                   help="more files of unlabelled inputs (added to the recipe's distill.unlabelled)")
+    p.add_argument("--data-root", help="directory that relative data paths in the recipe are taken from")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    p.add_argument("--cv", type=int, metavar="K",
+                   help="K-fold cross-validation; fold k learns from TEACHER/fold-k (modelkit train --cv K)")
+    p.set_defaults(func=_cmd_distill)
 
     p = commands.add_parser("evaluate", help="evaluation report of a checkpoint on a labelled file")
     p.add_argument("checkpoint")

@@ -511,7 +511,7 @@ def take_rows(records: Records, index: Sequence[int]) -> Records:
         {m: [values[i] for i in index] for m, values in records.columns.items()},
         None if records.labels is None else records.labels[index],
         [records.ids[i] for i in index],
-        records.table.select(index),
+        None if records.table is None else records.table.select(index),
         f"{records.source}[split]",
         {position[row]: problem for row, problem in records.problems.items() if row in position},
         list(records.skipped),

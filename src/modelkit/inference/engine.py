@@ -11,7 +11,6 @@ the shards ``k % world_size == rank``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from ..data.records import DataError
@@ -78,22 +76,6 @@ class RunSummary:
         resumed = f", {self.resumed} done before" if self.resumed else ""
         return (f"{self.output}: {self.rows} rows ({self.scored} scored now{resumed}), {self.errors} errors, "
                 f"{self.seconds:.1f} s, {self.items_per_second:,.0f} items/s")
-
-
-def checkpoint_fingerprint(classifier: Classifier) -> str:
-    """The checkpoint's config.json digest (it lists the SHA-256 of every other file), or for a
-    classifier built in memory, a digest of its configs and weights."""
-    if classifier.source_dir is not None:
-        return hashlib.sha256((classifier.source_dir / "config.json").read_bytes()).hexdigest()
-    digest = hashlib.sha256()
-    policy = classifier.policy
-    digest.update(json.dumps([classifier.model.checkpoint_config(), classifier.processor.to_config(),
-                              policy.thresholds, policy.temperature_vector.tolist()], sort_keys=True,
-                             default=str).encode())
-    for name, tensor in sorted(classifier.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def distributed_rank() -> tuple[int, int]:
@@ -176,7 +158,7 @@ def open_run(classifier: Classifier, source: Any, output: str | Path, *, output_
         raise DataError(f"{reader_source.name}: no rows")
     identity = RunIdentity(
         input=reader_source.name, input_fingerprint=reader_source.fingerprint(),
-        checkpoint_fingerprint=checkpoint_fingerprint(classifier), shard_size=shard_size,
+        checkpoint_fingerprint=classifier.fingerprint(), shard_size=shard_size,
         output_format=output_format,
         fields={"inputs": data.input_columns, "id": data.id_field})
     claim_output(output, identity, overwrite and rank == 0)
@@ -294,4 +276,4 @@ class _Run:
         return True
 
 
-__all__ = ["RunSummary", "chunked", "checkpoint_fingerprint", "open_run", "predict_files"]
+__all__ = ["RunSummary", "chunked", "open_run", "predict_files"]

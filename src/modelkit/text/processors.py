@@ -49,7 +49,7 @@ class _TextProcessor(Processor):
 
     def decode_value(self, text: str, labels: np.ndarray | None, rng: random.Random | None) -> str:
         if self.training and self.augments:
-            benign = labels is not None and not np.any(labels)
+            benign = labels is not None and not np.any(labels >= 0.5)  # soft labels (distillation) too
             text = rewrite(text, self.config.augment, rng or self._rng, benign=benign)
         return self.normalizer(text)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,8 +35,12 @@ def cross_validate(
     folds: int = 5,
     overrides: list[str] | None = None,
     data_root: str | Path | None = None,
+    fit: Callable[[RunConfig], Path] = train,
 ) -> dict[str, Any]:
-    """Train ``folds`` models, each tested on its held-out fold; return and write the summary."""
+    """Train ``folds`` models, each tested on its held-out fold; return and write the summary.
+
+    ``fit`` trains one fold's recipe (``data.fold`` set) into its checkpoint directory.
+    """
     base = config if isinstance(config, RunConfig) else load_run_config(config, overrides, data_root)
     if folds < 2:
         raise ConfigError(f"--cv: need at least 2 folds, got {folds}")
@@ -47,7 +51,7 @@ def cross_validate(
         run = copy.deepcopy(base)
         run.data.folds, run.data.fold = folds, fold
         run.output_dir = str(Path(base.output_dir) / f"fold-{fold}")
-        checkpoint = train(run)
+        checkpoint = fit(run)
         metrics = json.loads((checkpoint / "metrics.json").read_text(encoding="utf-8"))
         per_fold.append({"fold": fold, "checkpoint": str(checkpoint), **_headline(metrics["test"])})
     names = [k for k in per_fold[0] if k not in ("fold", "checkpoint")]

@@ -47,6 +47,9 @@ class ExclusiveLoss(nn.Module):
     classes compete for the row instead of each being learnt against all others alone. The
     model's score stays ``sigmoid(logit)``, which here is the softmax restricted to {category,
     none}; at threshold 0.5 the decision is the argmax over the categories and 'none'.
+
+    Labels may be soft (a teacher's distribution over the categories, 'none' taking the rest):
+    a one-hot row gives the same loss as the class index would.
     """
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
@@ -56,8 +59,24 @@ class ExclusiveLoss(nn.Module):
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         with_none = torch.cat([logits, logits.new_zeros(len(logits), 1)], dim=1)
-        target = torch.where(labels.any(dim=1), labels.argmax(dim=1), logits.shape[1])
+        labels = labels.float()
+        target = torch.cat([labels, (1.0 - labels.sum(dim=1, keepdim=True)).clamp_min(0.0)], dim=1)
         return nn.functional.cross_entropy(with_none, target, label_smoothing=self.label_smoothing)
+
+
+def teacher_targets(scores: np.ndarray, loss: str, temperature: float = 1.0) -> np.ndarray:
+    """A teacher's scores (one sigmoid per category) as the targets ``loss`` learns from.
+
+    ``bce``: each category's sigmoid of the tempered logit. ``exclusive``: the softmax over the
+    categories and a 'none' logit of 0 (what :class:`ExclusiveLoss` computes), 'none' left implicit.
+    """
+    scores = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+    logits = (np.log(scores) - np.log1p(-scores)) / temperature
+    if loss == "exclusive":
+        with_none = np.concatenate([logits, np.zeros((len(logits), 1))], axis=1)
+        weights = np.exp(with_none - with_none.max(axis=1, keepdims=True))
+        return (weights / weights.sum(axis=1, keepdims=True))[:, :-1].astype(np.float32)
+    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
 def build_loss(config: TrainConfig, labels: np.ndarray) -> nn.Module:

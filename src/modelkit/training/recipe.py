@@ -116,6 +116,30 @@ class EnsembleRecipe:
 
 
 @dataclass
+class DistillRecipe:
+    """``distill:`` block, read by ``modelkit distill TEACHER RECIPE``: the model learns a teacher
+    checkpoint's scores over the training rows and over unlabelled inputs."""
+
+    # Files of inputs without labels, read with data.inputs (relative paths from --data-root);
+    # the teacher's scores are their only targets. ``modelkit distill --unlabelled`` adds more.
+    unlabelled: list[str] = field(default_factory=list)
+    # A labelled training row learns gold_weight x its label + (1 - gold_weight) x the teacher.
+    gold_weight: float = 0.5
+    # The teacher's logits are divided by this before they become targets (> 1 softens them).
+    temperature: float = 1.0
+    # Keep at most this many unlabelled rows (a seeded sample); None keeps them all.
+    max_unlabelled: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gold_weight <= 1.0:
+            raise ValueError(f"distill.gold_weight must be in [0, 1], got {self.gold_weight}")
+        if self.temperature <= 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+        if self.max_unlabelled is not None and self.max_unlabelled < 0:
+            raise ValueError(f"distill.max_unlabelled must be >= 0, got {self.max_unlabelled}")
+
+
+@dataclass
 class RunConfig:
     data: DataConfig
     model: dict[str, Any] = field(default_factory=lambda: {"name": "ngram"})
@@ -131,6 +155,8 @@ class RunConfig:
     categories: list[str] | None = None
     # Instead of ``model``: an ensemble of member recipes (see :class:`EnsembleRecipe`).
     ensemble: EnsembleRecipe | None = None
+    # How ``modelkit distill`` trains this recipe from a teacher (ignored by ``modelkit train``).
+    distill: DistillRecipe = field(default_factory=DistillRecipe)
 
     def build_taxonomy(self) -> Taxonomy:
         if isinstance(self.taxonomy, dict):
@@ -193,6 +219,8 @@ def load_run_config(
             value = getattr(config.data, split)
             if value and not Path(value).is_absolute():
                 setattr(config.data, split, str(Path(data_root) / value))
+        config.distill.unlabelled = [value if Path(value).is_absolute() else str(Path(data_root) / value)
+                                     for value in config.distill.unlabelled]
     try:
         config.build_taxonomy()
     except ConfigError as err:

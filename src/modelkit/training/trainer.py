@@ -90,10 +90,10 @@ def data_fields(config: RunConfig) -> dict[str, Any]:
 
 
 def save_trained(config: RunConfig, model: ModerationModel, processor: Processor, taxonomy: Taxonomy,
-                 thresholds: np.ndarray, metrics: dict[str, Any]) -> Path:
+                 thresholds: np.ndarray, metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
     """Write a trained model as the run's checkpoint (``config.output_dir``)."""
     policy = Policy(taxonomy, {c: float(t) for c, t in zip(taxonomy.ids, thresholds)})
-    checkpoint = Checkpoint(model, processor, policy, metrics, extra={"data": data_fields(config)})
+    checkpoint = Checkpoint(model, processor, policy, metrics, extra={"data": data_fields(config), **(extra or {})})
     return save_checkpoint(config.output_dir, checkpoint)
 
 
@@ -148,7 +148,13 @@ def _schedule(config: TrainConfig, total_steps: int):
 
 
 class Trainer:
-    """Runs one recipe. ``Trainer(config).fit()`` returns the best checkpoint directory."""
+    """Runs one recipe. ``Trainer(config).fit()`` returns the best checkpoint directory.
+
+    Subclasses may change where the splits come from (:meth:`load_splits`) and add to what the
+    checkpoint records about its making (``extra``), as distillation does.
+    """
+
+    extra: dict[str, Any] = {}
 
     def __init__(self, config: RunConfig, resume: bool = False) -> None:
         from accelerate import Accelerator
@@ -189,9 +195,12 @@ class Trainer:
         logger.warning(message)
         self._log({"event": "warning", "message": message})
 
+    def load_splits(self) -> Splits:
+        return load_splits(self.config, self.taxonomy)
+
     # -- steps ----------------------------------------------------------------------------
     def fit(self) -> Path:
-        splits = load_splits(self.config, self.taxonomy)  # bad data fails before anything is written
+        splits = self.load_splits()  # bad data fails before anything is written
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if not self.resume and self.is_main:  # a fresh run starts a fresh log
             (self.output_dir / "train_log.jsonl").unlink(missing_ok=True)
@@ -214,7 +223,7 @@ class Trainer:
                             loss=metrics["loss"]):
                 if self.is_main:
                     save_trained(self.config, self.accelerator.unwrap_model(self.model), self.processor, self.taxonomy,
-                                 thresholds, {"dev": metrics, "epoch": epoch + 1, "train_seconds": elapsed})
+                                 thresholds, {"dev": metrics, "epoch": epoch + 1, "train_seconds": elapsed}, self.extra)
             if self.is_main:
                 save_last(self.output_dir, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler,
                           state)
