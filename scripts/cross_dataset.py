@@ -5,7 +5,9 @@
     ChineseHarm-Bench      谩骂引战 (abuse) vs 不违规 (no violation) rows only    (1,000 rows)
 
 Without ``--checkpoint`` the COLD recipe is trained first. Several checkpoints may be given
-(e.g. cold.yaml and cold_evasion.yaml models) to compare them. Full reports go to --output-dir.
+(e.g. the cold.yaml, cold_distilled.yaml and cold_ensemble.yaml models) to compare them. The
+TF-IDF + LR baseline (scripts/baselines.py) is fitted on COLD train with cold.yaml's decision
+rule (threshold 0.5) and scored alike. Full reports go to --output-dir.
 
     python scripts/cross_dataset.py --data-root ../shared/data [--checkpoint runs/text-cold ...]
 """
@@ -13,11 +15,33 @@ Without ``--checkpoint`` the COLD recipe is trained first. Several checkpoints m
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from baselines import TfidfLogisticRegression  # noqa: E402
+
+
+def fit_baseline(root: Path) -> TfidfLogisticRegression:
+    rows = [json.loads(line) for line in (root / "cold" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    return TfidfLogisticRegression(exclusive=False).fit([r["text"] for r in rows], np.array([[r["label"]] for r in rows]))
+
+
+def baseline_row(model: TfidfLogisticRegression, texts: list[str], truth: np.ndarray) -> dict[str, float]:
+    """The baseline's figures on one target, decided at 0.5 like cold.yaml."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
+
+    scores = model.predict_proba(texts)[:, 0]
+    predicted = scores >= 0.5
+    precision, recall, f1, _ = precision_recall_fscore_support(truth, predicted, average="binary", zero_division=0)
+    return {"n": len(texts), "accuracy": accuracy_score(truth, predicted), "precision": precision, "recall": recall,
+            "f1": f1, "roc_auc": roc_auc_score(truth, scores)}
 
 
 def main() -> int:
@@ -45,6 +69,13 @@ def main() -> int:
     output = Path(args.output_dir or Path(scratch.name) / "reports")
     print("| model | data | rows | accuracy | precision | recall | F1 | ROC-AUC |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
+    baseline = fit_baseline(root)
+    for name, (data, label_map) in targets.items():
+        table = load_table(data) if isinstance(data, Path) else data
+        truth = np.array([bool(label_map[str(label)]) for label in table["label"]])
+        m = baseline_row(baseline, list(table["text"]), truth)
+        print(f"| TF-IDF + LR | {name} | {m['n']} | {m['accuracy']:.4f} | {m['precision']:.4f} | {m['recall']:.4f} "
+              f"| {m['f1']:.4f} | {m['roc_auc']:.4f} |", flush=True)
     for checkpoint in checkpoints:
         for t, (name, (data, label_map)) in enumerate(targets.items()):
             report = modelkit.evaluate(
@@ -53,7 +84,7 @@ def main() -> int:
             )
             m = report["categories"]["abuse"]
             print(f"| {Path(checkpoint).name} | {name} | {report['overall']['n']} | {report['overall']['accuracy']:.4f} "
-                  f"| {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['roc_auc']:.4f} |")
+                  f"| {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['roc_auc']:.4f} |", flush=True)
     print(f"\nreports: {output}")
     return 0
 

@@ -107,7 +107,7 @@ def test_cross_validated_distillation_needs_a_teacher_per_fold_trained_on_that_f
     # Fold 1's teacher swapped for fold 0's: it saw fold 1's rows.
     shutil.rmtree(tmp_path / "teacher" / "fold-1")
     shutil.copytree(tmp_path / "teacher" / "fold-0", tmp_path / "teacher" / "fold-1")
-    with pytest.raises(ConfigError, match="would leak"):
+    with pytest.raises(ConfigError, match="which would leak"):
         modelkit.distill(tmp_path / "teacher", student, folds=2)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import yaml
 
 from ..checkpoint import write_json
 from ..config import ConfigError
@@ -72,3 +73,21 @@ def format_cv(summary: dict[str, Any]) -> str:
     lines += [f"{f['fold']:>4}  " + "  ".join(f"{f[n]:>18.4f}" for n in names) for f in summary["per_fold"]]
     lines.append("mean  " + "  ".join(f"{summary['mean'][n]:>9.4f} ± {summary['std'][n]:.4f}" for n in names))
     return "\n".join(lines)
+
+
+def check_held_out(checkpoint: str | Path, run: RunConfig) -> None:
+    """Refuse ``checkpoint`` for fold ``run.data.fold`` unless its ``run_config.yaml`` shows it was
+    trained on the same folds with that fold held out: otherwise it has seen the fold's test rows."""
+    checkpoint = Path(checkpoint)
+    recipe = checkpoint / "run_config.yaml"
+    if not recipe.is_file():
+        raise ConfigError(f"{checkpoint} has no run_config.yaml, so nothing shows it was trained without fold "
+                          f"{run.data.fold}; train it with --cv {run.data.folds}")
+    stored = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+    data, train = stored.get("data") or {}, stored.get("train") or {}
+    seed = data.get("split_seed") if data.get("split_seed") is not None else train.get("seed", 0)
+    theirs = (data.get("folds"), data.get("fold"), seed, Path(str(data.get("train"))).name)
+    ours = (run.data.folds, run.data.fold, run.split_seed, Path(str(run.data.train)).name)
+    if theirs != ours:
+        raise ConfigError(f"{checkpoint} was trained on (folds, fold, split seed, file) {theirs}, not {ours}: "
+                          "its training rows include this fold's test rows, which would leak")

@@ -26,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-
 from ..checkpoint import CheckpointError
 from ..classifier import Classifier
 from ..config import ConfigError
 from ..data.records import DataError, Records, read_records, take_rows
 from ..evaluation.metrics import compute_metrics
-from .cv import cross_validate
+from .cv import check_held_out, cross_validate
 from .losses import teacher_targets
 from .recipe import RunConfig, load_run_config
 from .trainer import Splits, Trainer
@@ -73,7 +71,8 @@ class DistillTrainer(Trainer):
     def __init__(self, config: RunConfig, teacher: Path) -> None:
         super().__init__(config)
         self.teacher_dir = teacher
-        _check_teacher_folds(teacher, config)
+        if config.data.folds:
+            check_held_out(teacher, config)
         try:
             self.teacher = Classifier.load(teacher)
         except (CheckpointError, FileNotFoundError) as err:
@@ -177,21 +176,3 @@ class DistillTrainer(Trainer):
 
 def _key(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-
-
-def _check_teacher_folds(teacher: Path, student: RunConfig) -> None:
-    """Under cross-validation, the teacher of fold k must have been trained with fold k held out."""
-    if not student.data.folds:
-        return
-    recipe = teacher / "run_config.yaml"
-    if not recipe.is_file():
-        raise ConfigError(f"distill --cv: {teacher} has no run_config.yaml, so nothing shows it was trained "
-                          f"without fold {student.data.fold}; train the teacher with --cv {student.data.folds}")
-    stored = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
-    data, train = stored.get("data") or {}, stored.get("train") or {}
-    seed = data.get("split_seed") if data.get("split_seed") is not None else train.get("seed", 0)
-    theirs = (data.get("folds"), data.get("fold"), seed, Path(str(data.get("train"))).name)
-    ours = (student.data.folds, student.data.fold, student.split_seed, Path(str(student.data.train)).name)
-    if theirs != ours:
-        raise ConfigError(f"distill --cv: teacher {teacher} was trained on (folds, fold, split seed, file) {theirs}, "
-                          f"the student's fold is {ours}; its test fold would leak into the student")
