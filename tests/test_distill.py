@@ -125,3 +125,24 @@ def test_distill_command_reports_bad_teachers_and_recipes(synthetic_splits, ngra
     assert bad.returncode != 0 and "distill.gold_weight" in bad.stderr and "Traceback" not in bad.stderr
     absent = run(ngram_checkpoint, recipe, "--unlabelled", tmp_path / "none.jsonl")
     assert absent.returncode != 0 and "none.jsonl" in absent.stderr and "Traceback" not in absent.stderr
+
+
+def test_transfer_copies_are_perturbed_seeded_and_labelled_by_the_teacher(synthetic_splits, ngram_checkpoint,
+                                                                          tmp_path):
+    import random
+
+    processor = modelkit.load_processor(ngram_checkpoint)
+    text = "这是一段用来测试的比较长的中文文字"
+    copies = [processor.transfer_copy(text, random.Random(seed)) for seed in range(20)]
+    assert all(copies) and any(c != text for c in copies)
+    assert all(set(c) <= set(text) for c in copies)
+    assert processor.transfer_copy({"text": text, "id": 3}, random.Random(0))["id"] == 3
+
+    recipe = ngram_recipe(synthetic_splits, tmp_path / "student", epochs=1)
+    recipe["distill"] = {"copies": 2}
+    student = modelkit.distill(ngram_checkpoint, recipe)
+    made = json.loads((student / "config.json").read_text())["extra"]["distilled_from"]
+    assert made["copies"] == 2 and made["unlabelled_rows"] == 0
+    from safetensors.numpy import load_file
+
+    assert len(load_file(str(student / "teacher_scores.safetensors"))["scores"]) == 3 * made["labelled_rows"]

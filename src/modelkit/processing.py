@@ -229,6 +229,12 @@ class Processor:
         """Cost of one raw input for batching inputs of similar size together; None: no notion."""
         return None
 
+    def transfer_copy(self, raw: Any, rng: random.Random) -> Any:
+        """A perturbed copy of a raw input, for a distillation transfer set: the teacher scores it,
+        so it needs no label, but it should stay an input the teacher can read. None: this
+        processor makes no such copies."""
+        return None
+
     # -- persistence ----------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
         """What ``processor_config.json`` holds: enough to rebuild this processor offline."""

@@ -57,6 +57,20 @@ class _TextProcessor(Processor):
         value = self.value_of(raw)
         return len(value) if isinstance(value, str) else 0
 
+    def transfer_copy(self, raw: Any, rng: random.Random) -> Any:
+        """Half the time a random span of 50-100 % of the text, then each character dropped with
+        probability 0.1: the span sampling and masking of Tang et al. (2019), "Distilling
+        task-specific knowledge from BERT into simple neural networks", without a mask token
+        (the n-gram model has none). The copy is never empty."""
+        text = self.value_of(raw)
+        if len(text) > 2 and rng.random() < 0.5:
+            size = rng.randint(max(2, (len(text) + 1) // 2), len(text))
+            start = rng.randint(0, len(text) - size)
+            text = text[start:start + size]
+        kept = "".join(ch for ch in text if rng.random() >= 0.1)
+        copy = kept or text
+        return {**raw, self.modality: copy} if isinstance(raw, dict) else copy
+
     def example_inputs(self) -> list[str]:
         # One text long enough to be cut into windows, so the traced graph sees several per text.
         return ["你好, hello", "这是一个很长的帖子, with English words too. " * 40, "傻逼"]

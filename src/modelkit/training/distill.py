@@ -4,8 +4,10 @@ The student recipe is trained as usual, except that its training targets are the
 scores: over the labelled training rows (mixed with their gold labels, ``distill.gold_weight``)
 and over unlabelled inputs (``distill.unlabelled``, ``--unlabelled``), which only the teacher
 labels. Dev and test keep their gold labels, so early stopping, thresholds and the reported
-figures judge the student against the truth, never against the teacher. Augmented copies come
-from the student's processor (``processor.augment``): a rewritten row keeps its original's target.
+figures judge the student against the truth, never against the teacher. ``distill.copies``
+adds perturbed copies of the training rows (the processor's ``transfer_copy``), which the
+teacher labels like unlabelled rows: its scores on rows it was trained on are close to their
+gold labels, on perturbed copies they carry more of what it knows.
 
 The teacher scores every transfer row once per run; the scores are cached in
 ``OUTPUT_DIR/teacher_scores.safetensors`` under a key of the teacher's weights and the rows,
@@ -22,6 +24,7 @@ import copy
 import hashlib
 import json
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from ..classifier import Classifier
 from ..config import ConfigError
 from ..data.records import DataError, Records, read_records, take_rows
 from ..evaluation.metrics import compute_metrics
+from ..processing import create_processor
 from .cv import check_held_out, cross_validate
 from .losses import teacher_targets
 from .recipe import RunConfig, load_run_config
@@ -86,21 +90,19 @@ class DistillTrainer(Trainer):
     def load_splits(self) -> Splits:
         splits = super().load_splits()
         settings = self.config.distill
-        extra = self._unlabelled(splits)
-        inputs = list(splits.train.inputs) + [value for records in extra for value in records.inputs]
+        labelled = list(splits.train.inputs)
+        unlabelled = [value for records in self._unlabelled(splits) for value in records.inputs]
+        unlabelled += self._copies(labelled)
+        inputs = labelled + unlabelled
         scores = self._teacher_scores(inputs)
         targets = teacher_targets(scores, self.cfg.loss, settings.temperature)
         gold = splits.train.labels.astype(np.float32)
-        labelled = len(splits.train)
-        targets[:labelled] = settings.gold_weight * gold + (1 - settings.gold_weight) * targets[:labelled]
-        transfer = Records(
-            {modality: list(values) + [v for records in extra for v in records.columns[modality]]
-             for modality, values in splits.train.columns.items()},
-            targets,
-            list(splits.train.ids) + [f"unlabelled-{k}" for k in range(len(inputs) - labelled)],
-            None,
-            f"{splits.train.source} + {len(inputs) - labelled} unlabelled rows",
-        )
+        targets[:len(labelled)] = settings.gold_weight * gold + (1 - settings.gold_weight) * targets[:len(labelled)]
+        modalities = list(splits.train.columns)
+        columns = ({modalities[0]: inputs} if len(modalities) == 1 else
+                   {m: [value[m] for value in inputs] for m in modalities})
+        transfer = Records(columns, targets, list(splits.train.ids) + [f"transfer-{k}" for k in range(len(unlabelled))],
+                           None, f"{splits.train.source} + {len(unlabelled)} rows the teacher labels")
         teacher_dev = self.teacher.predict_proba(splits.dev.inputs, batch_size=self.cfg.eval_batch_size)
         dev = compute_metrics(splits.dev.labels, teacher_dev[:, self.columns],
                               self.teacher.threshold_vector[self.columns], self.taxonomy.ids)
@@ -109,14 +111,15 @@ class DistillTrainer(Trainer):
             "teacher_model": self.teacher.model.registry_name,
             "teacher_fingerprint": self.teacher.fingerprint(),
             "teacher_dev": {k: dev[k] for k in ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc") if k in dev},
-            "labelled_rows": labelled,
-            "unlabelled_rows": len(inputs) - labelled,
+            "labelled_rows": len(labelled),
+            "unlabelled_rows": len(unlabelled) - len(labelled) * settings.copies,
+            "copies": settings.copies,
             "unlabelled_files": list(settings.unlabelled),
             "unlabelled_left_out": self.left_out,
             "gold_weight": settings.gold_weight,
             "temperature": settings.temperature,
         }}
-        logger.info("distill: %d labelled + %d unlabelled rows; teacher dev %s", labelled, len(inputs) - labelled,
+        logger.info("distill: %d labelled + %d teacher-labelled rows; teacher dev %s", len(labelled), len(unlabelled),
                     {k: round(v, 4) for k, v in self.extra["distilled_from"]["teacher_dev"].items()})
         return Splits(transfer, splits.dev, splits.test)
 
@@ -146,6 +149,19 @@ class DistillTrainer(Trainer):
             starts = np.cumsum([0] + [len(r) for r in out])
             out = [take_rows(r, chosen[(chosen >= lo) & (chosen < hi)] - lo) for r, lo, hi in
                    zip(out, starts[:-1], starts[1:])]
+        return out
+
+    def _copies(self, inputs: list[Any]) -> list[Any]:
+        """``distill.copies`` perturbed copies of every labelled input, seeded."""
+        copies = self.config.distill.copies
+        if not copies:
+            return []
+        name, params = self.config.processor_kwargs()
+        processor = create_processor(name, **params)
+        rng = random.Random(self.config.split_seed)
+        out = [processor.transfer_copy(value, rng) for _ in range(copies) for value in inputs]
+        if inputs and out[0] is None:
+            raise ConfigError(f"distill.copies: processor {name} makes no transfer copies; set distill.copies: 0")
         return out
 
     def _teacher_scores(self, inputs: list[Any]) -> np.ndarray:

@@ -129,6 +129,10 @@ class DistillRecipe:
     temperature: float = 1.0
     # Keep at most this many unlabelled rows (a seeded sample); None keeps them all.
     max_unlabelled: int | None = None
+    # Perturbed copies of each labelled training row added to the transfer set, made by the
+    # processor (``transfer_copy``: for text, span sampling and character dropout). The teacher
+    # scores them, so they carry what it knows beyond the labels it was trained on.
+    copies: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gold_weight <= 1.0:
@@ -137,6 +141,8 @@ class DistillRecipe:
             raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
         if self.max_unlabelled is not None and self.max_unlabelled < 0:
             raise ValueError(f"distill.max_unlabelled must be >= 0, got {self.max_unlabelled}")
+        if self.copies < 0:
+            raise ValueError(f"distill.copies must be >= 0, got {self.copies}")
 
 
 @dataclass
