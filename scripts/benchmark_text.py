@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", nargs="+", default=[str(REPO / "configs/text/cold.yaml")],
                         help="recipes to train; the first fixes splits and decision rule (default cold.yaml)")
     parser.add_argument("--checkpoint", nargs="+", default=[], help="trained checkpoints to score as they are")
+    parser.add_argument("--score-only", action="store_true",
+                        help="do not train the recipes: the first still fixes the protocol (baseline + checkpoints)")
     parser.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation on the recipe's data.train")
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--output-dir", default="runs/benchmark-text", help="where the recipes' runs go")
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name or 'split'}] train {len(splits.train)}, dev {len(splits.dev)}, evaluated {len(evaluated)}",
               flush=True)
         results.setdefault(BASELINE, []).append(run_baseline(run, splits, evaluated, args.repeats))
-        for path, recipe in zip(args.recipe, recipes):
+        for path, recipe in zip(args.recipe if not args.score_only else [], recipes):
             fold_recipe = copy.deepcopy(recipe)
             fold_recipe.data = copy.deepcopy(run.data)  # the protocol's rows, whatever the recipe's data block
             fold_recipe.data.split_seed = run.split_seed

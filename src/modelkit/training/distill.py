@@ -10,7 +10,8 @@ teacher labels like unlabelled rows: its scores on rows it was trained on are cl
 gold labels, on perturbed copies they carry more of what it knows.
 
 The teacher scores every transfer row once per run; the scores are cached in
-``OUTPUT_DIR/teacher_scores.safetensors`` under a key of the teacher's weights and the rows,
+``OUTPUT_DIR/teacher_scores.safetensors`` (and its dev scores, which the model card reports, in
+``teacher_dev_scores.safetensors``) under a key of the teacher's weights and the rows,
 so re-running a student with other training settings does not score them again.
 
 Under ``--cv K`` fold ``k``'s student learns from ``TEACHER/fold-k``, which must have been
@@ -42,7 +43,8 @@ from .trainer import Splits, Trainer
 
 logger = logging.getLogger(__name__)
 
-SCORES_FILE = "teacher_scores.safetensors"
+SCORES_FILE = "teacher_scores.safetensors"  # the transfer set's
+DEV_SCORES_FILE = "teacher_dev_scores.safetensors"
 
 
 def distill(
@@ -94,7 +96,7 @@ class DistillTrainer(Trainer):
         unlabelled = [value for records in self._unlabelled(splits) for value in records.inputs]
         unlabelled += self._copies(labelled)
         inputs = labelled + unlabelled
-        scores = self._teacher_scores(inputs)
+        scores = self._teacher_scores(inputs, SCORES_FILE)
         targets = teacher_targets(scores, self.cfg.loss, settings.temperature)
         gold = splits.train.labels.astype(np.float32)
         targets[:len(labelled)] = settings.gold_weight * gold + (1 - settings.gold_weight) * targets[:len(labelled)]
@@ -103,9 +105,9 @@ class DistillTrainer(Trainer):
                    {m: [value[m] for value in inputs] for m in modalities})
         transfer = Records(columns, targets, list(splits.train.ids) + [f"transfer-{k}" for k in range(len(unlabelled))],
                            None, f"{splits.train.source} + {len(unlabelled)} rows the teacher labels")
-        teacher_dev = self.teacher.predict_proba(splits.dev.inputs, batch_size=self.cfg.eval_batch_size)
-        dev = compute_metrics(splits.dev.labels, teacher_dev[:, self.columns],
-                              self.teacher.threshold_vector[self.columns], self.taxonomy.ids)
+        teacher_dev = self._teacher_scores(list(splits.dev.inputs), DEV_SCORES_FILE)
+        dev = compute_metrics(splits.dev.labels, teacher_dev, self.teacher.threshold_vector[self.columns],
+                              self.taxonomy.ids)
         self.extra = {"distilled_from": {
             "teacher": str(self.teacher_dir),
             "teacher_model": self.teacher.model.registry_name,
@@ -164,16 +166,16 @@ class DistillTrainer(Trainer):
             raise ConfigError(f"distill.copies: processor {name} makes no transfer copies; set distill.copies: 0")
         return out
 
-    def _teacher_scores(self, inputs: list[Any]) -> np.ndarray:
-        """The teacher's scores for ``inputs`` (student category order), from the cache if it
-        holds this teacher's scores of exactly these rows."""
+    def _teacher_scores(self, inputs: list[Any], filename: str) -> np.ndarray:
+        """The teacher's scores for ``inputs`` (student category order), from the cache file
+        ``filename`` if it holds this teacher's scores of exactly these rows."""
         from safetensors.numpy import load_file, save_file
 
         digest = hashlib.sha256(self.teacher.fingerprint().encode())
         for value in inputs:
             digest.update(_key(value).encode("utf-8", "surrogatepass") + b"\0")
         key = digest.hexdigest()
-        cache = self.output_dir / SCORES_FILE
+        cache = self.output_dir / filename
         if cache.is_file():
             from safetensors import safe_open
 
