@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -111,20 +109,21 @@ def test_cross_validated_distillation_needs_a_teacher_per_fold_trained_on_that_f
         modelkit.distill(tmp_path / "teacher", student, folds=2)
 
 
-def test_distill_command_reports_bad_teachers_and_recipes(synthetic_splits, ngram_checkpoint, tmp_path):
+def test_distill_command_reports_bad_teachers_and_recipes(synthetic_splits, ngram_checkpoint, tmp_path, capsys):
+    from modelkit.cli import main
+
     recipe = tmp_path / "student.yaml"
     recipe.write_text(json.dumps(ngram_recipe(synthetic_splits, tmp_path / "student", epochs=1)))
 
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "modelkit", "distill", *map(str, args)],
-                              capture_output=True, text=True)
+    def error(*args):
+        assert main(["distill", *map(str, args)]) != 0
+        return capsys.readouterr().err
 
-    missing = run(tmp_path / "nowhere", recipe)
-    assert missing.returncode != 0 and "teacher" in missing.stderr and "Traceback" not in missing.stderr
-    bad = run(ngram_checkpoint, recipe, "--set", "distill.gold_weight=2")
-    assert bad.returncode != 0 and "distill.gold_weight" in bad.stderr and "Traceback" not in bad.stderr
-    absent = run(ngram_checkpoint, recipe, "--unlabelled", tmp_path / "none.jsonl")
-    assert absent.returncode != 0 and "none.jsonl" in absent.stderr and "Traceback" not in absent.stderr
+    assert "teacher" in error(tmp_path / "nowhere", recipe)
+    assert "distill.gold_weight" in error(ngram_checkpoint, recipe, "--set", "distill.gold_weight=2")
+    assert "none.jsonl" in error(ngram_checkpoint, recipe, "--unlabelled", tmp_path / "none.jsonl")
+    assert main(["distill", str(ngram_checkpoint), str(recipe)]) == 0
+    assert "checkpoint:" in capsys.readouterr().out
 
 
 def test_transfer_copies_are_perturbed_seeded_and_labelled_by_the_teacher(synthetic_splits, ngram_checkpoint,
