@@ -70,6 +70,11 @@ def test_student_learns_the_teachers_categories_from_unlabelled_rows_alone(synth
     modelkit.distill(ngram_checkpoint, recipe)
     assert cache.stat().st_mtime_ns == written
 
+    # A cache cut short (a kill while it was written by an older version) is scored again.
+    cache.write_bytes(cache.read_bytes()[:100])
+    modelkit.distill(ngram_checkpoint, recipe)
+    assert cache.stat().st_mtime_ns != written and not list(student.glob("*.tmp"))
+
 
 def test_unlabelled_rows_are_added_without_the_held_out_ones(synthetic_splits, ngram_checkpoint, tmp_path):
     unlabelled = tmp_path / "posts.jsonl"

@@ -25,6 +25,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -179,16 +180,23 @@ class DistillTrainer(Trainer):
         if cache.is_file():
             from safetensors import safe_open
 
-            with safe_open(str(cache), "np") as handle:
-                if (handle.metadata() or {}).get("key") == key:
-                    logger.info("distill: teacher scores from %s", cache)
-                    return load_file(str(cache))["scores"]
+            try:
+                with safe_open(str(cache), "np") as handle:
+                    if (handle.metadata() or {}).get("key") == key:
+                        scores = load_file(str(cache))["scores"]
+                        if scores.shape == (len(inputs), len(self.columns)):
+                            logger.info("distill: teacher scores from %s", cache)
+                            return scores
+            except Exception as err:  # an unreadable cache is only a cache: score again
+                logger.warning("distill: ignoring %s (%s)", cache, err)
         logger.info("distill: the teacher scores %d rows", len(inputs))
         scores = self.teacher.predict_proba(inputs, batch_size=self.cfg.eval_batch_size, progress=True)
         scores = np.ascontiguousarray(scores[:, self.columns], dtype=np.float32)
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            save_file({"scores": scores}, str(cache), metadata={"key": key})
+            partial = cache.with_name(cache.name + ".tmp")  # a kill mid-write leaves no half cache
+            save_file({"scores": scores}, str(partial), metadata={"key": key})
+            os.replace(partial, cache)
         return scores
 
 
