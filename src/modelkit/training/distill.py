@@ -61,8 +61,8 @@ def distill(
     Returns the student's checkpoint directory, or with ``folds`` the cross-validation summary
     (:func:`~modelkit.training.cv.cross_validate`), fold ``k`` taught by ``teacher/fold-k``.
     """
-    if not isinstance(config, RunConfig):
-        config = load_run_config(config, overrides, data_root)
+    # A copy: --unlabelled files are added to it, and the caller's RunConfig stays as it was.
+    config = copy.deepcopy(config) if isinstance(config, RunConfig) else load_run_config(config, overrides, data_root)
     if config.ensemble is not None:
         raise ConfigError("distill: the student recipe is an ensemble; distil into one model (e.g. ngram)")
     config.distill.unlabelled += [str(path) for path in unlabelled or []]
