@@ -25,6 +25,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                 fold_recipe.output_dir = str(Path(recipe.output_dir) / name)
             started = time.perf_counter()
             checkpoint = modelkit.train(fold_recipe)
+            # The resume state (weights and optimiser moments again) is no use to a benchmark, and
+            # an n-gram table's is a gigabyte a run.
+            shutil.rmtree(Path(fold_recipe.output_dir) / "last", ignore_errors=True)
             results.setdefault(f"{Path(path).stem} (trained here)", []).append(
                 score_checkpoint(checkpoint, evaluated, categories, args.repeats, time.perf_counter() - started))
         for path in args.checkpoint:

@@ -132,7 +132,7 @@ def test_distill_command_reports_bad_teachers_and_recipes(synthetic_splits, ngra
 
 
 def test_transfer_copies_are_perturbed_seeded_and_labelled_by_the_teacher(synthetic_splits, ngram_checkpoint,
-                                                                          tmp_path):
+                                                                          tmp_path, monkeypatch):
     import random
 
     processor = modelkit.load_processor(ngram_checkpoint)
@@ -149,4 +149,18 @@ def test_transfer_copies_are_perturbed_seeded_and_labelled_by_the_teacher(synthe
     assert made["copies"] == 2 and made["unlabelled_rows"] == 0
     from safetensors.numpy import load_file
 
-    assert len(load_file(str(student / "teacher_scores.safetensors"))["scores"]) == 3 * made["labelled_rows"]
+    from modelkit.classifier import Classifier
+
+    # The cache holds one score row per distinct input: training rows, their copies, dev rows.
+    cache = student / "teacher_scores.safetensors"
+    stored = len(load_file(str(cache))["scores"])
+    assert 2 * made["labelled_rows"] < stored <= 3 * made["labelled_rows"] + made["labelled_rows"] // 2
+
+    # A third copy of each row: the teacher scores only the inputs it has not seen.
+    calls, predict = [], Classifier.predict_proba
+    monkeypatch.setattr(Classifier, "predict_proba",
+                        lambda self, inputs, **kw: calls.append(len(inputs)) or predict(self, inputs, **kw))
+    recipe["distill"]["copies"] = 3
+    modelkit.distill(ngram_checkpoint, recipe)
+    grown = len(load_file(str(cache))["scores"]) - stored
+    assert 0 < grown <= made["labelled_rows"] and calls[0] == grown

@@ -133,6 +133,18 @@ def test_exclusive_loss_learns_one_class_per_row(synthetic_splits, tmp_path):
     checkpoint = modelkit.train(ngram_recipe(splits, tmp_path / "run", loss="exclusive", label_smoothing=0.1))
     metrics = json.loads((checkpoint / "metrics.json").read_text())
     assert metrics["test"]["exclusive"]["accuracy"] >= 0.9, metrics["test"]["exclusive"]
+    # Epochs are chosen on what the argmax decides (the class view), not on the multi-label F1.
+    log = [json.loads(line) for line in (checkpoint / "train_log.jsonl").read_text().splitlines()]
+    assert [r["select_metric"] for r in log if r["event"] == "start"] == ["classes_macro_f1"]
+    dev = [r["classes_macro_f1"] for r in log if r["event"] == "eval" and r["split"] == "dev"]
+    assert metrics["dev"]["exclusive"]["macro_f1"] == pytest.approx(max(dev))
+
+    # A dev split with multi-category rows has no class view: back to macro_f1, said aloud.
+    mixed = modelkit.train(ngram_recipe({**splits, "dev": synthetic_splits["dev"]}, tmp_path / "mixed",
+                                        loss="exclusive", epochs=1))
+    log = [json.loads(line) for line in (mixed / "train_log.jsonl").read_text().splitlines()]
+    assert [r["select_metric"] for r in log if r["event"] == "start"] == ["macro_f1"]
+    assert any("selecting epochs on macro_f1 instead" in r["message"] for r in log if r["event"] == "warning")
 
     with pytest.raises(modelkit.ConfigError, match="train.loss: exclusive needs at most one category per row"):
         modelkit.train(ngram_recipe(synthetic_splits, tmp_path / "multi", loss="exclusive"))

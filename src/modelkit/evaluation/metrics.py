@@ -43,6 +43,15 @@ def exclusive_classes(matrix: np.ndarray, scores: np.ndarray | None, categories:
     return names[best]
 
 
+def class_view(metrics: dict[str, Any]) -> dict[str, float]:
+    """The exclusive (one class per row) figures of :func:`compute_metrics` as ``classes_*`` keys;
+    empty when the labels were not exclusive."""
+    exclusive = metrics.get("exclusive")
+    if not exclusive:
+        return {}
+    return {f"classes_{k}": exclusive[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+
+
 def _safe(metric, *args) -> float | None:
     try:
         value = float(metric(*args))

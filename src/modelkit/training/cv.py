@@ -18,6 +18,7 @@ import yaml
 
 from ..checkpoint import write_json
 from ..config import ConfigError
+from ..evaluation.metrics import class_view
 from .recipe import RunConfig, load_run_config
 from .api import train
 
@@ -26,9 +27,7 @@ HEADLINE = ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "macro_roc_auc")
 
 def _headline(metrics: dict[str, Any]) -> dict[str, float]:
     out = {name: metrics[name] for name in HEADLINE if metrics.get(name) is not None}
-    if "exclusive" in metrics:  # one class per row, 'none' counted as a class
-        out.update({f"classes_{k}": metrics["exclusive"][k] for k in ("accuracy", "macro_f1", "weighted_f1")})
-    return out
+    return {**out, **class_view(metrics)}
 
 
 def cross_validate(

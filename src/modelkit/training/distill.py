@@ -9,10 +9,10 @@ adds perturbed copies of the training rows (the processor's ``transfer_copy``), 
 teacher labels like unlabelled rows: its scores on rows it was trained on are close to their
 gold labels, on perturbed copies they carry more of what it knows.
 
-The teacher scores every transfer row once per run; the scores are cached in
-``OUTPUT_DIR/teacher_scores.safetensors`` (and its dev scores, which the model card reports, in
-``teacher_dev_scores.safetensors``) under a key of the teacher's weights and the rows,
-so re-running a student with other training settings does not score them again.
+The teacher scores each row once: its scores are kept in ``OUTPUT_DIR/teacher_scores.safetensors``,
+one per distinct input (transfer rows and the dev rows the model card reports on), for the
+teacher's weights. A rerun with other training settings, more copies or more unlabelled files
+scores only the rows it has not seen.
 
 Under ``--cv K`` fold ``k``'s student learns from ``TEACHER/fold-k``, which must have been
 trained on the same folds (checked against its ``run_config.yaml``): a teacher that saw the
@@ -44,8 +44,7 @@ from .trainer import Splits, Trainer
 
 logger = logging.getLogger(__name__)
 
-SCORES_FILE = "teacher_scores.safetensors"  # the transfer set's
-DEV_SCORES_FILE = "teacher_dev_scores.safetensors"
+SCORES_FILE = "teacher_scores.safetensors"
 
 
 def distill(
@@ -97,7 +96,8 @@ class DistillTrainer(Trainer):
         unlabelled = [value for records in self._unlabelled(splits) for value in records.inputs]
         unlabelled += self._copies(labelled)
         inputs = labelled + unlabelled
-        scores = self._teacher_scores(inputs, SCORES_FILE)
+        scores = self._teacher_scores(inputs + list(splits.dev.inputs))
+        scores, teacher_dev = scores[:len(inputs)], scores[len(inputs):]
         targets = teacher_targets(scores, self.cfg.loss, settings.temperature)
         gold = splits.train.labels.astype(np.float32)
         targets[:len(labelled)] = settings.gold_weight * gold + (1 - settings.gold_weight) * targets[:len(labelled)]
@@ -106,7 +106,6 @@ class DistillTrainer(Trainer):
                    {m: [value[m] for value in inputs] for m in modalities})
         transfer = Records(columns, targets, list(splits.train.ids) + [f"transfer-{k}" for k in range(len(unlabelled))],
                            None, f"{splits.train.source} + {len(unlabelled)} rows the teacher labels")
-        teacher_dev = self._teacher_scores(list(splits.dev.inputs), DEV_SCORES_FILE)
         dev = compute_metrics(splits.dev.labels, teacher_dev, self.teacher.threshold_vector[self.columns],
                               self.taxonomy.ids)
         self.extra = {"distilled_from": {
@@ -167,37 +166,74 @@ class DistillTrainer(Trainer):
             raise ConfigError(f"distill.copies: processor {name} makes no transfer copies; set distill.copies: 0")
         return out
 
-    def _teacher_scores(self, inputs: list[Any], filename: str) -> np.ndarray:
-        """The teacher's scores for ``inputs`` (student category order), from the cache file
-        ``filename`` if it holds this teacher's scores of exactly these rows."""
-        from safetensors.numpy import load_file, save_file
+    def _teacher_scores(self, inputs: list[Any]) -> np.ndarray:
+        """The teacher's scores for ``inputs`` (student category order): those of inputs already
+        in the cache file, the rest scored now and added to it."""
+        cache = self.output_dir / SCORES_FILE
+        fingerprint = self.teacher.fingerprint()
+        digests = np.frombuffer(b"".join(_digest(value) for value in inputs), dtype=np.uint8).reshape(-1, _DIGEST)
+        known_digests, known = _read_cache(cache, fingerprint, len(self.teacher.categories))
+        index = {row.tobytes(): k for k, row in enumerate(known_digests)}
+        found = np.array([index.get(row.tobytes(), -1) for row in digests], dtype=np.int64)
+        new = np.flatnonzero(found < 0)
+        # One row per distinct input: a text repeated in the data is scored once.
+        _, first = np.unique(digests[new], axis=0, return_index=True)
+        new = new[np.sort(first)]
+        scores = np.empty((len(inputs), len(self.teacher.categories)), dtype=np.float32)
+        scores[found >= 0] = known[found[found >= 0]]
+        if len(new):
+            logger.info("distill: the teacher scores %d rows (%d cached)", len(new), int((found >= 0).sum()))
+            fresh = self.teacher.predict_proba([inputs[k] for k in new], batch_size=self.cfg.eval_batch_size,
+                                               progress=True).astype(np.float32)
+            index = {digests[k].tobytes(): j for j, k in enumerate(new)}
+            rows = np.array([index.get(row.tobytes(), -1) for row in digests])
+            scores[rows >= 0] = fresh[rows[rows >= 0]]
+            if self.is_main:
+                _write_cache(cache, fingerprint, np.concatenate([known_digests, digests[new]]),
+                             np.concatenate([known, fresh]))
+        else:
+            logger.info("distill: teacher scores of all %d rows from %s", len(inputs), cache)
+        return np.ascontiguousarray(scores[:, self.columns])
 
-        digest = hashlib.sha256(self.teacher.fingerprint().encode())
-        for value in inputs:
-            digest.update(_key(value).encode("utf-8", "surrogatepass") + b"\0")
-        key = digest.hexdigest()
-        cache = self.output_dir / filename
-        if cache.is_file():
-            from safetensors import safe_open
 
-            try:
-                with safe_open(str(cache), "np") as handle:
-                    if (handle.metadata() or {}).get("key") == key:
-                        scores = load_file(str(cache))["scores"]
-                        if scores.shape == (len(inputs), len(self.columns)):
-                            logger.info("distill: teacher scores from %s", cache)
-                            return scores
-            except Exception as err:  # an unreadable cache is only a cache: score again
-                logger.warning("distill: ignoring %s (%s)", cache, err)
-        logger.info("distill: the teacher scores %d rows", len(inputs))
-        scores = self.teacher.predict_proba(inputs, batch_size=self.cfg.eval_batch_size, progress=True)
-        scores = np.ascontiguousarray(scores[:, self.columns], dtype=np.float32)
-        if self.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_name(cache.name + ".tmp")  # a kill mid-write leaves no half cache
-            save_file({"scores": scores}, str(partial), metadata={"key": key})
-            os.replace(partial, cache)
-        return scores
+_DIGEST = 16  # bytes of blake2b per input: collisions are out of reach at any data size
+
+
+def _digest(value: Any) -> bytes:
+    return hashlib.blake2b(_key(value).encode("utf-8", "surrogatepass"), digest_size=_DIGEST).digest()
+
+
+def _read_cache(path: Path, fingerprint: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (digests, scores) in a cache file written for this teacher; empty when there is none,
+    it belongs to other weights, or it cannot be read (it is only a cache: score again)."""
+    empty = np.zeros((0, _DIGEST), dtype=np.uint8), np.zeros((0, width), dtype=np.float32)
+    if not path.is_file():
+        return empty
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "np") as handle:
+            if (handle.metadata() or {}).get("teacher") != fingerprint:
+                logger.info("distill: %s holds another teacher's scores; scoring again", path)
+                return empty
+            digests, scores = handle.get_tensor("digests"), handle.get_tensor("scores")
+    except Exception as err:
+        logger.warning("distill: ignoring %s (%s)", path, err)
+        return empty
+    if digests.shape != (len(scores), _DIGEST) or scores.shape[1:] != (width,):
+        logger.warning("distill: ignoring %s (shapes %s and %s)", path, digests.shape, scores.shape)
+        return empty
+    return digests, scores
+
+
+def _write_cache(path: Path, fingerprint: str, digests: np.ndarray, scores: np.ndarray) -> None:
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")  # a kill mid-write leaves the old cache whole
+    save_file({"digests": np.ascontiguousarray(digests), "scores": np.ascontiguousarray(scores)}, str(partial),
+              metadata={"teacher": fingerprint})
+    os.replace(partial, path)
 
 
 def _key(value: Any) -> str:

@@ -15,8 +15,9 @@ from ..processing import get_processor_class, list_modalities
 from ..taxonomy import Taxonomy
 
 # What train.select_metric may name: a dev metric to maximise, or the dev loss to minimise.
+# classes_*: the one-class-per-row view of data sets whose labels are exclusive ('none' a class).
 SELECT_METRICS = ("macro_f1", "micro_f1", "weighted_f1", "accuracy", "macro_roc_auc", "macro_average_precision",
-                  "loss")
+                  "classes_macro_f1", "classes_accuracy", "loss")
 
 
 @dataclass
@@ -49,7 +50,10 @@ class TrainConfig:
     consistency: float = 0.0
     # The dev figure that picks the best epoch (and early stopping): a metric, maximised, or
     # "loss", minimised. A dev split without any positive label falls back to the loss.
-    select_metric: str = "macro_f1"
+    # Unset: classes_macro_f1 under loss: exclusive (the argmax decision is what gets used;
+    # several categories passing 0.5 at once sinks the multi-label macro-F1 of an epoch that
+    # decides well), else macro_f1.
+    select_metric: str | None = None
     # Batch training rows of similar size (text length) together: far less padding for
     # transformer models. Needs a processor that knows input sizes.
     group_by_length: bool = False
@@ -80,6 +84,8 @@ class TrainConfig:
             raise ValueError(f"train.consistency must be >= 0, got {self.consistency}")
         if self.num_workers < 0:
             raise ValueError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        if self.select_metric is None:
+            self.select_metric = "classes_macro_f1" if self.loss == "exclusive" else "macro_f1"
         if self.select_metric not in SELECT_METRICS:
             raise ValueError(f"train.select_metric must be one of {', '.join(SELECT_METRICS)}, got {self.select_metric!r}")
 

@@ -34,7 +34,7 @@ from ..data.records import (
     split_records,
     take_rows,
 )
-from ..evaluation.metrics import compute_metrics, format_metrics
+from ..evaluation.metrics import class_view, compute_metrics, format_metrics, is_exclusive
 from ..evaluation.thresholds import best_f1_thresholds
 from ..inference.runner import accelerator_available
 from ..models.base import ModerationModel
@@ -215,7 +215,8 @@ class Trainer:
             elapsed = time.perf_counter() - started
             self._log({"event": "eval", "split": "dev", "epoch": epoch + 1, "elapsed_s": round(elapsed, 2),
                        "loss": metrics["loss"], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-                       "micro_f1": metrics["micro_f1"], "macro_roc_auc": metrics["macro_roc_auc"]})
+                       "micro_f1": metrics["micro_f1"], "macro_roc_auc": metrics["macro_roc_auc"],
+                       **class_view(metrics)})
             if self.is_main:
                 logger.info("epoch %d dev: loss %.4f  %s", epoch + 1, metrics["loss"],
                             format_metrics(metrics).splitlines()[0])
@@ -302,15 +303,20 @@ class Trainer:
 
     def _selection(self, dev: Records) -> str:
         """The dev figure that selects epochs; warns about categories dev cannot judge."""
+        metric = self.cfg.select_metric
+        if metric.startswith("classes_") and not is_exclusive(dev.labels >= 0.5):
+            self._warn(f"train.select_metric {metric} needs one category per row at most, but the dev split "
+                       f"({dev.source}) has rows with several: selecting epochs on macro_f1 instead")
+            metric = "macro_f1"
         positives = dev.labels.sum(axis=0)
         missing = [c for c, n in zip(self.taxonomy.ids, positives) if n == 0]
         if missing and len(missing) < len(positives):
             self._warn(f"the dev split ({dev.source}) has no positives for {', '.join(missing)}: their F1 is 0 and "
                        "their thresholds are not tuned")
-        if not missing or len(missing) < len(positives) or self.cfg.select_metric == "loss":
-            return self.cfg.select_metric
+        if not missing or len(missing) < len(positives) or metric == "loss":
+            return metric
         self._warn(f"the dev split ({dev.source}) has no positive labels at all: selecting epochs on the dev loss "
-                   f"instead of {self.cfg.select_metric}")
+                   f"instead of {metric}")
         return "loss"
 
     def _start(self, splits: Splits) -> TrainState:
@@ -392,4 +398,5 @@ class Trainer:
             thresholds = best_f1_thresholds(y_dev, s_dev)
         else:
             thresholds = np.full(len(self.taxonomy), 0.5)
-        return {**compute_metrics(y_dev, s_dev, thresholds, self.taxonomy.ids), "loss": loss}, thresholds
+        metrics = compute_metrics(y_dev, s_dev, thresholds, self.taxonomy.ids)
+        return {**metrics, **class_view(metrics), "loss": loss}, thresholds
