@@ -192,19 +192,34 @@ class DistillTrainer(Trainer):
         scores[found >= 0] = known[found[found >= 0]]
         if len(new):
             logger.info("distill: the teacher scores %d rows (%d cached)", len(new), int((found >= 0).sum()))
-            fresh = self.teacher.predict_proba([inputs[k] for k in new], batch_size=self.cfg.eval_batch_size,
-                                               progress=True).astype(np.float32)
+            fresh = self._score(inputs, new, digests, known_digests, known, cache, fingerprint)
             index = {digests[k].tobytes(): j for j, k in enumerate(new)}
             rows = np.array([index.get(row.tobytes(), -1) for row in digests])
             scores[rows >= 0] = fresh[rows[rows >= 0]]
-            if self.is_main:
-                _write_cache(cache, fingerprint, np.concatenate([known_digests, digests[new]]),
-                             np.concatenate([known, fresh]))
         else:
             logger.info("distill: teacher scores of all %d rows from %s", len(inputs), cache)
         return np.ascontiguousarray(scores[:, self.columns])
 
+    def _score(self, inputs: list[Any], new: np.ndarray, digests: np.ndarray, known_digests: np.ndarray,
+               known: np.ndarray, cache: Path, fingerprint: str) -> np.ndarray:
+        """The teacher's scores of ``inputs[new]``, chunk by chunk, the cache rewritten after each
+        chunk: a run killed while a slow teacher scores loses one chunk, not hours."""
+        from tqdm.auto import tqdm
 
+        chunks = []
+        with tqdm(total=len(new), desc="teacher", unit="input", disable=not self.is_main) as bar:
+            for start in range(0, len(new), _CHUNK):
+                rows = new[start:start + _CHUNK]
+                chunks.append(self.teacher.predict_proba([inputs[k] for k in rows],
+                                                         batch_size=self.cfg.eval_batch_size).astype(np.float32))
+                if self.is_main:
+                    _write_cache(cache, fingerprint, np.concatenate([known_digests, digests[new[:start + len(rows)]]]),
+                                 np.concatenate([known, *chunks]))
+                bar.update(len(rows))
+        return np.concatenate(chunks)
+
+
+_CHUNK = 4096  # inputs the teacher scores between two cache writes
 _DIGEST = 16  # bytes of blake2b per input: collisions are out of reach at any data size
 
 
