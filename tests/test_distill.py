@@ -141,7 +141,6 @@ def test_transfer_copies_are_perturbed_seeded_and_labelled_by_the_teacher(synthe
     assert all(copies) and any(c != text for c in copies)
     assert all(set(c) <= set(text) for c in copies)
     assert processor.transfer_copy({"text": text, "id": 3}, random.Random(0))["id"] == 3
-    assert processor.transfer_mix("你是傻逼", {"text": "nice weather"}, random.Random(0)) == "你是傻逼 nice weather"
 
     recipe = ngram_recipe(synthetic_splits, tmp_path / "student", epochs=1)
     recipe["distill"] = {"copies": 2}
@@ -165,13 +164,3 @@ def test_transfer_copies_are_perturbed_seeded_and_labelled_by_the_teacher(synthe
     modelkit.distill(ngram_checkpoint, recipe)
     grown = len(load_file(str(cache))["scores"]) - stored
     assert 0 < grown <= made["labelled_rows"] and calls[0] == grown
-
-    # Mixes come from their own seeded stream: the copies stay as they were, only the joined
-    # inputs are new to the teacher.
-    recipe["distill"]["mixes"] = 1
-    calls.clear()
-    student = modelkit.distill(ngram_checkpoint, recipe)
-    made = json.loads((student / "config.json").read_text())["extra"]["distilled_from"]
-    assert made["mixes"] == 1 and made["unlabelled_rows"] == 0
-    assert 0.9 * made["labelled_rows"] < calls[0] <= made["labelled_rows"]
-    assert "1 inputs per labelled row joined" in (student / "README.md").read_text(encoding="utf-8")

@@ -365,8 +365,7 @@ def _model_card(config: dict[str, Any], processor: Processor, metrics: dict[str,
                   f"`{distilled['teacher_model']}` model; on this model's dev split: {teacher_dev}) over "
                   f"{distilled['labelled_rows']} labelled rows (gold weight {distilled['gold_weight']}) and "
                   f"{distilled['unlabelled_rows']} unlabelled rows, with {distilled.get('copies', 0)} perturbed "
-                  f"copies of each labelled row and {distilled.get('mixes', 0)} inputs per labelled row joined "
-                  f"from two of them, temperature {distilled['temperature']}."]
+                  f"copies of each labelled row, temperature {distilled['temperature']}."]
     exported = (config.get("extra") or {}).get("exported_from")
     if exported:
         lines += ["", "## Export", "", f"ONNX (opset {exported['onnx_opset']}) export of a `{exported['model']}` "

@@ -235,11 +235,6 @@ class Processor:
         processor makes no such copies."""
         return None
 
-    def transfer_mix(self, first: Any, second: Any, rng: random.Random) -> Any:
-        """One input made of two raw inputs, for a distillation transfer set (the teacher scores
-        it). None: this processor does not mix inputs."""
-        return None
-
     # -- persistence ----------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
         """What ``processor_config.json`` holds: enough to rebuild this processor offline."""

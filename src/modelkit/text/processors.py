@@ -71,14 +71,6 @@ class _TextProcessor(Processor):
         copy = kept or text
         return {**raw, self.modality: copy} if isinstance(raw, dict) else copy
 
-    def transfer_mix(self, first: Any, second: Any, rng: random.Random) -> Any:
-        """The two texts one after the other, as if one post: the teacher says what the pair
-        adds up to (one abusive sentence makes the whole abusive), which a bag of n-grams, where
-        the pair's vector is the mean of the two, has to learn to keep (Liang et al. 2021,
-        "MixKD")."""
-        text = self.value_of(first) + " " + self.value_of(second)
-        return {**first, self.modality: text} if isinstance(first, dict) else text
-
     def example_inputs(self) -> list[str]:
         # One text long enough to be cut into windows, so the traced graph sees several per text.
         return ["你好, hello", "这是一个很长的帖子, with English words too. " * 40, "傻逼"]

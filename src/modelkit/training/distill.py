@@ -5,10 +5,9 @@ scores: over the labelled training rows (mixed with their gold labels, ``distill
 and over unlabelled inputs (``distill.unlabelled``, ``--unlabelled``), which only the teacher
 labels. Dev and test keep their gold labels, so early stopping, thresholds and the reported
 figures judge the student against the truth, never against the teacher. ``distill.copies``
-adds perturbed copies of the training rows (the processor's ``transfer_copy``) and
-``distill.mixes`` inputs joined from two training rows (``transfer_mix``), which the teacher
-labels like unlabelled rows: its scores on rows it was trained on are close to their gold
-labels, on new inputs they carry more of what it knows.
+adds perturbed copies of the training rows (the processor's ``transfer_copy``), which the
+teacher labels like unlabelled rows: its scores on rows it was trained on are close to their
+gold labels, on perturbed copies they carry more of what it knows.
 
 The teacher scores each row once: its scores are kept in ``OUTPUT_DIR/teacher_scores.safetensors``,
 one per distinct input (transfer rows and the dev rows the model card reports on), for the
@@ -95,7 +94,7 @@ class DistillTrainer(Trainer):
         settings = self.config.distill
         labelled = list(splits.train.inputs)
         unlabelled = [value for records in self._unlabelled(splits) for value in records.inputs]
-        unlabelled += self._made(labelled)
+        unlabelled += self._copies(labelled)
         inputs = labelled + unlabelled
         scores = self._teacher_scores(inputs + list(splits.dev.inputs))
         scores, teacher_dev = scores[:len(inputs)], scores[len(inputs):]
@@ -115,9 +114,8 @@ class DistillTrainer(Trainer):
             "teacher_fingerprint": self.teacher.fingerprint(),
             "teacher_dev": {k: dev[k] for k in ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc") if k in dev},
             "labelled_rows": len(labelled),
-            "unlabelled_rows": len(unlabelled) - len(labelled) * (settings.copies + settings.mixes),
+            "unlabelled_rows": len(unlabelled) - len(labelled) * settings.copies,
             "copies": settings.copies,
-            "mixes": settings.mixes,
             "unlabelled_files": list(settings.unlabelled),
             "unlabelled_left_out": self.left_out,
             "gold_weight": settings.gold_weight,
@@ -155,25 +153,18 @@ class DistillTrainer(Trainer):
                    zip(out, starts[:-1], starts[1:])]
         return out
 
-    def _made(self, inputs: list[Any]) -> list[Any]:
-        """``distill.copies`` perturbed copies of every labelled input, then ``distill.mixes``
-        inputs joined from two random labelled ones per input; seeded, each from its own stream,
-        so adding mixes keeps the copies (and their cached scores) as they were."""
-        settings = self.config.distill
-        if not (settings.copies or settings.mixes) or not inputs:
+    def _copies(self, inputs: list[Any]) -> list[Any]:
+        """``distill.copies`` perturbed copies of every labelled input, seeded."""
+        copies = self.config.distill.copies
+        if not copies:
             return []
         name, params = self.config.processor_kwargs()
         processor = create_processor(name, **params)
         rng = random.Random(self.config.split_seed)
-        copies = [processor.transfer_copy(value, rng) for _ in range(settings.copies) for value in inputs]
-        if copies and copies[0] is None:
+        out = [processor.transfer_copy(value, rng) for _ in range(copies) for value in inputs]
+        if inputs and out[0] is None:
             raise ConfigError(f"distill.copies: processor {name} makes no transfer copies; set distill.copies: 0")
-        rng = random.Random(f"mixes-{self.config.split_seed}")
-        mixes = [processor.transfer_mix(rng.choice(inputs), rng.choice(inputs), rng)
-                 for _ in range(settings.mixes * len(inputs))]
-        if mixes and mixes[0] is None:
-            raise ConfigError(f"distill.mixes: processor {name} does not mix inputs; set distill.mixes: 0")
-        return copies + mixes
+        return out
 
     def _teacher_scores(self, inputs: list[Any]) -> np.ndarray:
         """The teacher's scores for ``inputs`` (student category order): those of inputs already

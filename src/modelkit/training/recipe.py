@@ -139,9 +139,6 @@ class DistillRecipe:
     # processor (``transfer_copy``: for text, span sampling and character dropout). The teacher
     # scores them, so they carry what it knows beyond the labels it was trained on.
     copies: int = 0
-    # Inputs made of two random training rows each (the processor's ``transfer_mix``: for text,
-    # one after the other), this many per labelled row, scored by the teacher.
-    mixes: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gold_weight <= 1.0:
@@ -150,9 +147,8 @@ class DistillRecipe:
             raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
         if self.max_unlabelled is not None and self.max_unlabelled < 0:
             raise ValueError(f"distill.max_unlabelled must be >= 0, got {self.max_unlabelled}")
-        for name in ("copies", "mixes"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"distill.{name} must be >= 0, got {getattr(self, name)}")
+        if self.copies < 0:
+            raise ValueError(f"distill.copies must be >= 0, got {self.copies}")
 
 
 @dataclass
