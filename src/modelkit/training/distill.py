@@ -171,43 +171,39 @@ class DistillTrainer(Trainer):
         in the cache file, the rest scored now and added to it."""
         cache = self.output_dir / SCORES_FILE
         fingerprint = self.teacher.fingerprint()
-        digests = np.frombuffer(b"".join(_digest(value) for value in inputs), dtype=np.uint8).reshape(-1, _DIGEST)
+        digests = [_digest(value) for value in inputs]
         known_digests, known = _read_cache(cache, fingerprint, len(self.teacher.categories))
-        index = {row.tobytes(): k for k, row in enumerate(known_digests)}
-        found = np.array([index.get(row.tobytes(), -1) for row in digests], dtype=np.int64)
-        new = np.flatnonzero(found < 0)
-        # One row per distinct input: a text repeated in the data is scored once.
-        _, first = np.unique(digests[new], axis=0, return_index=True)
-        new = new[np.sort(first)]
-        scores = np.empty((len(inputs), len(self.teacher.categories)), dtype=np.float32)
-        scores[found >= 0] = known[found[found >= 0]]
-        if len(new):
-            logger.info("distill: the teacher scores %d rows (%d cached)", len(new), int((found >= 0).sum()))
-            fresh = self._score(inputs, new, digests, known_digests, known, cache, fingerprint)
-            index = {digests[k].tobytes(): j for j, k in enumerate(new)}
-            rows = np.array([index.get(row.tobytes(), -1) for row in digests])
-            scores[rows >= 0] = fresh[rows[rows >= 0]]
+        row_of = {digest.tobytes(): k for k, digest in enumerate(known_digests)}
+        new = []  # one per distinct input not in the cache: a repeated text is scored once
+        for k, digest in enumerate(digests):
+            if digest not in row_of:
+                row_of[digest] = len(known) + len(new)
+                new.append(k)
+        if new:
+            cached = sum(1 for d in digests if row_of[d] < len(known))
+            logger.info("distill: the teacher scores %d rows (%d cached)", len(new), cached)
+            known = self._score(inputs, new, digests, known_digests, known, cache, fingerprint)
         else:
             logger.info("distill: teacher scores of all %d rows from %s", len(inputs), cache)
-        return np.ascontiguousarray(scores[:, self.columns])
+        return np.ascontiguousarray(known[[row_of[d] for d in digests]][:, self.columns])
 
-    def _score(self, inputs: list[Any], new: np.ndarray, digests: np.ndarray, known_digests: np.ndarray,
+    def _score(self, inputs: list[Any], new: list[int], digests: list[bytes], known_digests: np.ndarray,
                known: np.ndarray, cache: Path, fingerprint: str) -> np.ndarray:
-        """The teacher's scores of ``inputs[new]``, chunk by chunk, the cache rewritten after each
-        chunk: a run killed while a slow teacher scores loses one chunk, not hours."""
+        """The cached scores followed by the teacher's scores of ``inputs[new]``, scored chunk by
+        chunk, the cache rewritten after each: a run killed while a slow teacher scores loses one
+        chunk, not hours."""
         from tqdm.auto import tqdm
 
-        chunks = []
         with tqdm(total=len(new), desc="teacher", unit="input", disable=not self.is_main) as bar:
             for start in range(0, len(new), _CHUNK):
                 rows = new[start:start + _CHUNK]
-                chunks.append(self.teacher.predict_proba([inputs[k] for k in rows],
-                                                         batch_size=self.cfg.eval_batch_size).astype(np.float32))
+                scores = self.teacher.predict_proba([inputs[k] for k in rows], batch_size=self.cfg.eval_batch_size)
+                known = np.concatenate([known, scores.astype(np.float32)])
+                known_digests = np.concatenate([known_digests, _as_array([digests[k] for k in rows])])
                 if self.is_main:
-                    _write_cache(cache, fingerprint, np.concatenate([known_digests, digests[new[:start + len(rows)]]]),
-                                 np.concatenate([known, *chunks]))
+                    _write_cache(cache, fingerprint, known_digests, known)
                 bar.update(len(rows))
-        return np.concatenate(chunks)
+        return known
 
 
 _CHUNK = 4096  # inputs the teacher scores between two cache writes
@@ -216,6 +212,10 @@ _DIGEST = 16  # bytes of blake2b per input: collisions are out of reach at any d
 
 def _digest(value: Any) -> bytes:
     return hashlib.blake2b(_key(value).encode("utf-8", "surrogatepass"), digest_size=_DIGEST).digest()
+
+
+def _as_array(digests: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, _DIGEST)
 
 
 def _read_cache(path: Path, fingerprint: str, width: int) -> tuple[np.ndarray, np.ndarray]:
