@@ -7,7 +7,7 @@ STAMP := $(VENV)/.modelkit-installed
 # The torch wheels are GBs; a pip cache would hold a second copy on the disk.
 export PIP_NO_CACHE_DIR := 1
 
-.PHONY: demo test install clean
+.PHONY: demo test soak install clean
 
 install: $(STAMP)
 
@@ -27,8 +27,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/modelkit demo --output-dir runs/demo
 
+# Independent tests run in parallel (pytest-xdist, one process per core); tests that share a
+# trained model run in one process (--dist loadgroup, see the xdist_group marks).
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n auto --dist loadgroup --durations=15
+
+# The long kill soak: SIGKILL at 30 random moments of a 20,000-row run (make test kills it 5 times).
+soak: $(STAMP)
+	MODELKIT_SOAK=1 $(PY) -m pytest -q tests/hostile/test_kill_soak.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,25 +1,28 @@
 #!/usr/bin/env python
 """Evasion benchmark: recall on disguised offensive text, with and without the defences.
 
-Trains one COLD model per variant (COLD train, dev for early stopping), from
-configs/text/cold_evasion.yaml with its defences switched on or off:
+Trains one COLD model per variant (COLD train, dev for early stopping) from configs/text/cold.yaml,
+whose defences (the processor's defaults: evasion normaliser, pinyin channels; the recipe's
+training-time attacks with consistency) are switched on or off:
 
-    plain            no evasion normaliser, no pinyin features, no augmentation (= cold.yaml)
+    plain            no evasion normaliser, no pinyin features, no augmentation (cold.yaml before
+                     the defences became the default)
     augment          training-time attacks only
-    normaliser       evasion normaliser + pinyin features
-    normaliser+aug   both (= cold_evasion.yaml)
-    ensemble         three normaliser+aug models with different training seeds, logits averaged
-                     (= cold_evasion_ensemble.yaml)
-    m3e+aug          the m3e-small transformer with the normaliser and augmentation
-                     (= cold_evasion_m3e.yaml, about 30 minutes)
+    normaliser       evasion normaliser + pinyin features, no attacks
+    letters          cold.yaml with the pinyin channel of letter n-grams (the default before syllables)
+    defended         cold.yaml as shipped: everything on
+    seeds            three defended models with different training seeds, logits averaged
+                     (= cold_seeds.yaml)
+    m3e              the m3e-small transformer with the normaliser and augmentation
+                     (= cold_m3e.yaml, about 30 minutes)
 
 then rewrites every offensive row of COLD dev with each attack of modelkit.text.augment (and all
 of them chained) and prints recall on clean vs attacked text and their ratio, and the share of
-benign rows flagged clean and under all attacks. Target (issue 4):
-with the defences (normaliser+aug, or the last variant listed when it is not run), attacked
-recall >= 0.95 x clean recall under every attack. With --train-seeds N every single-model
-variant is trained N times and the figures are means, which single runs need: their ratio under
-the chained attack varies by about +-0.03.
+benign rows flagged clean and under all attacks. Target: with the defences (defended, or the
+last variant listed when it is not run), attacked recall >= 0.95 x clean recall under every
+attack, at the clean dev accuracy of plain. With --train-seeds N every single-model variant is
+trained N times and the figures are means, which single runs need: their ratio under the
+chained attack varies by about +-0.03.
 
     python scripts/benchmark_evasion.py --data-root ../shared/data [--train-seeds 3] [--set KEY=VALUE] [--output results.json]
 """
@@ -36,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = REPO / "configs" / "text" / "cold_evasion.yaml"
+RECIPE = REPO / "configs" / "text" / "cold.yaml"
 TARGET = 0.95
 NORMALISER_OFF = [
     "processor.normalizer.traditional_to_simplified=false", "processor.normalizer.fold_homoglyphs=false",
@@ -44,15 +47,16 @@ NORMALISER_OFF = [
     "processor.normalizer.emoji=keep", "processor.features.pinyin=false",
 ]
 AUGMENT_OFF = ["processor.augment.probability=0", "train.consistency=0"]
-ENSEMBLE = REPO / "configs" / "text" / "cold_evasion_ensemble.yaml"
+ENSEMBLE = REPO / "configs" / "text" / "cold_seeds.yaml"
 # variant -> (recipe, --set overrides)
 VARIANTS = {
     "plain": (RECIPE, [*NORMALISER_OFF, *AUGMENT_OFF]),
     "augment": (RECIPE, NORMALISER_OFF),
     "normaliser": (RECIPE, AUGMENT_OFF),
-    "normaliser+aug": (RECIPE, []),
-    "ensemble": (ENSEMBLE, []),
-    "m3e+aug": (REPO / "configs" / "text" / "cold_evasion_m3e.yaml", []),
+    "letters": (RECIPE, ["processor.features.pinyin_units=letters"]),
+    "defended": (RECIPE, []),
+    "seeds": (ENSEMBLE, []),
+    "m3e": (REPO / "configs" / "text" / "cold_m3e.yaml", []),
 }
 
 
@@ -77,7 +81,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                        default=[v for v in VARIANTS if v != "m3e+aug"], help="default: all but m3e+aug")
+                        default=["plain", "augment", "normaliser", "defended"],
+                        help="default: plain augment normaliser defended")
     parser.add_argument("--seed", type=int, default=0, help="seed of the attacks")
     parser.add_argument("--train-seeds", type=int, default=1, metavar="N",
                         help="train each variant N times (train.seed 0..N-1) and report means: single runs "
@@ -135,7 +140,7 @@ def main() -> int:
     print("| benign rows flagged: clean -> all | "
           + " | ".join(f"{np.mean(results[v]['benign_clean']):.3f} -> {np.mean(results[v]['benign_all']):.3f}"
                        for v in variants) + " |")
-    best = "normaliser+aug" if "normaliser+aug" in variants else variants[-1]
+    best = "defended" if "defended" in variants else variants[-1]
     worst = min(ratios[best][name].mean() for name in attacks)
     print(f"\n{best}: lowest mean attacked/clean recall ratio {worst:.3f} (target >= {TARGET}): "
           f"{'met' if worst >= TARGET else 'NOT met'}")

@@ -8,6 +8,15 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Under pytest-xdist every worker process gets its share of the cores: two workers each running
+# torch on all of them spend the time switching threads (the suite took twice as long).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_threads))
+    import torch
+
+    torch.set_num_threads(_threads)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MODELKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -131,3 +140,59 @@ def font() -> Path:
         if os.environ.get("MODELKIT_REQUIRE_FONTS") == "1":
             pytest.fail(f"{error} and MODELKIT_REQUIRE_FONTS=1")
         pytest.skip("Noto CJK fonts not installed (Debian fonts-noto-cjk)")
+
+
+def tiny_text_classifier(categories=("abuse", "violence"), taxonomy=None, num_buckets: int = 1 << 10):
+    """An untrained ngram classifier built in memory in milliseconds: for tests about files,
+    formats and errors, where what the model learned does not matter."""
+    import modelkit
+
+    taxonomy = taxonomy or modelkit.Taxonomy.load().subset(categories)
+    processor = modelkit.create_processor("text_ngram", features={"num_buckets": num_buckets})
+    model = modelkit.create_model("ngram", taxonomy, processor=processor, embed_dim=8)
+    return modelkit.Classifier(model, processor, modelkit.Policy(taxonomy))
+
+
+@pytest.fixture()
+def tiny_checkpoint(tmp_path) -> Path:
+    """A private tiny (untrained) text checkpoint, free to damage."""
+    return tiny_text_classifier().save(tmp_path / "tiny")
+
+
+def one_line_error(stderr: str, command: str) -> str:
+    """The single ``modelkit COMMAND: error: ...`` line a failed command printed (progress bars and
+    log records aside), asserting there is exactly one and no traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.startswith("modelkit ")
+             and ": error: " in line]
+    assert len(lines) == 1 and lines[0].startswith(f"modelkit {command}: error: "), stderr
+    return lines[0]
+
+
+def train_tiny_image_model(folder: Path, categories=("gore",), size: int = 16, rows_per_category: int = 4) -> Path:
+    """A one-epoch small_cnn on synthetic pictures under ``folder``: an image checkpoint in seconds,
+    for tests about files and runs rather than what the model learned."""
+    import modelkit
+    from modelkit.data.synthetic import write_synthetic_image_splits
+
+    splits = write_synthetic_image_splits(folder / "data", seed=0, rows_per_category=rows_per_category,
+                                          clean_rows=2 * rows_per_category, size=size, categories=list(categories))
+    return modelkit.train({
+        "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "inputs": {"image": "image"}},
+        "categories": list(categories), "model": {"name": "image", "arch": "small_cnn"},
+        "processor": {"resize": size, "crop": size}, "train": {"epochs": 1, "batch_size": 8},
+        "output_dir": str(folder / "model")})
+
+
+# Tests that share an expensive session fixture run in one pytest-xdist worker (make test runs
+# --dist loadgroup), which then trains it once instead of once per worker.
+_SHARED_FIXTURE_GROUPS = {"cold_checkpoint": "cold", "bert_checkpoint": "bert", "video_checkpoint": "video",
+                          "video_splits": "video"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        group = next((name for fixture, name in _SHARED_FIXTURE_GROUPS.items()
+                      if fixture in getattr(item, "fixturenames", ())), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

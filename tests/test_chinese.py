@@ -40,16 +40,23 @@ def test_spoken_runs_break_at_punctuation_only():
     assert spoken_runs("") == [] and spoken_runs("123 !") == []
 
 
-def test_evasion_steps_are_off_by_default():
-    # Checkpoints written before these steps existed keep their exact preprocessing.
-    assert TextNormalizer(NormalizerConfig())("傻 逼 說話 ѕех 🍆") == "傻 逼 說話 ѕех 🍆"
+def test_evasion_steps_are_on_by_default_and_off_for_checkpoints_written_before():
+    assert TextNormalizer(NormalizerConfig())("傻 逼 說話 ѕех 🍆") == "傻逼说话sex eggplant"
     assert TextNormalizer(NormalizerConfig(emoji="remove"))("约吗🍆") == "约吗"
+    # A stored processor config that does not name them was written when they were off.
+    from pathlib import Path
+
+    from modelkit.processing import processor_from_config
+
+    old = processor_from_config({"name": "text_ngram", "normalizer": {}, "features": {}}, Path("."))
+    assert old.normalizer("傻 逼 說話 ѕех 🍆") == "傻 逼 說話 ѕех 🍆"
+    assert (old.config.features.words, old.config.features.pinyin, old.config.clause_windows) == ("alnum", False, 0)
     with pytest.raises(ValueError, match="max_repeat"):
         NormalizerConfig(max_repeat=-1)
 
 
 def _features(text, **config):
-    ids, _ = HashingNgramFeaturizer(NgramFeatureConfig(words="jieba", **config))([text])
+    ids, _ = HashingNgramFeaturizer(NgramFeatureConfig(**{"words": "jieba", "pinyin": False, **config}))([text])
     return set(ids.tolist())
 
 
@@ -66,8 +73,8 @@ def test_pinyin_features_meet_latin_spellings():
         assert _pinyin_initials(spoken_runs(spelling)) == original, spelling
     # A homophone shares the pinyin features too.
     assert len(_features("你这个煞笔", pinyin=True) & chinese) > len(_features("你这个煞笔") & _features("你这个傻逼"))
-    with pytest.raises(ValueError, match="pinyin needs words: jieba"):
-        NgramFeatureConfig(pinyin=True)
+    # Without a segmenter the pinyin channels still read the text aloud.
+    assert _features("煞笔", pinyin=True, words="alnum") & _features("傻逼", pinyin=True, words="alnum") - markers
 
 
 @pytest.mark.parametrize("attack", [*ATTACKS, "all"])

@@ -21,7 +21,7 @@ def test_list_and_single_id_labels(tmp_path):
     ])
     records = read_records(path, DataConfig(), TAX)
     assert records.labels.tolist() == [[1, 1, 0], [0, 0, 0]] and records.ids == ["a", "b"]
-    path = write_jsonl(tmp_path / "s.jsonl", [{"text": "x", "label": "pornography"}, {"text": "y", "label": None}])
+    path = write_jsonl(tmp_path / "s.jsonl", [{"text": "x", "label": "pornography"}, {"text": "y", "label": []}])
     records = read_records(path, DataConfig(label_field="label"), TAX)
     assert records.labels.tolist() == [[0, 0, 1], [0, 0, 0]] and records.ids == [0, 1]
 
@@ -35,10 +35,10 @@ def test_label_map_translates_dataset_labels(tmp_path):
 
 def test_unmapped_label_names_file_row_and_value(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"id": 7, "text": "x", "label": 1}, {"id": 8, "text": "y", "label": 5}])
-    with pytest.raises(DataError, match=r"d.jsonl, row 1 \(id 8\): label 5 is not in data.label_map"):
+    with pytest.raises(DataError, match=r"d.jsonl, row 1 \(id 8\): column 'label': label 5 is not in data.label_map"):
         read_records(path, DataConfig(label_field="label", label_map={"0": [], "1": "abuse"}), TAX)
     path = write_jsonl(tmp_path / "e.jsonl", [{"text": "x", "labels": ["gore"]}])
-    with pytest.raises(DataError, match=r"e.jsonl, row 0: label 'gore' is not a category"):
+    with pytest.raises(DataError, match=r"e.jsonl, row 0: column 'labels': label 'gore' is not a category"):
         read_records(path, DataConfig(), TAX)
 
 
@@ -53,7 +53,7 @@ def test_one_column_per_category_csv(tmp_path):
     records = read_records(path, DataConfig(label_columns=["abuse", "violence"]), TAX)
     assert records.labels.tolist() == [[1, 0, 0], [0, 1, 0]]
     path.write_text("text,abuse,violence\nhello,3,0\n", encoding="utf-8")
-    with pytest.raises(DataError, match="column 'abuse' must be 0 or 1, got '3'"):
+    with pytest.raises(DataError, match="column 'abuse': must be 0 or 1, got '3'"):
         read_records(path, DataConfig(label_columns=["abuse", "violence"]), TAX)
 
 

@@ -28,8 +28,10 @@ def test_recipe_encodes_every_row_of_its_data(recipe, shared_data):
 
 def test_distilled_recipe_learns_from_a_cold_teacher_and_swsr_posts(cold_checkpoint, shared_data, tmp_path):
     # The shipped teacher is the ensemble (20 minutes to train); any COLD checkpoint shows the path.
+    # Without the training-time attacks, which double the epoch and are tested on cold.yaml.
     config = modelkit.load_run_config(REPO / "configs/text/cold_distilled.yaml", data_root=shared_data,
-                                      overrides=[f"output_dir={tmp_path / 'student'}", "train.epochs=1"])
+                                      overrides=[f"output_dir={tmp_path / 'student'}", "train.epochs=1",
+                                                 "processor.augment.probability=0", "train.consistency=0"])
     student = modelkit.distill(cold_checkpoint, config)
     made = json.loads((student / "config.json").read_text())["extra"]["distilled_from"]
     assert made["labelled_rows"] == 25726 and made["unlabelled_rows"] == 1527
@@ -44,18 +46,15 @@ def test_cold_recipe_learns_real_chinese(cold_checkpoint):
     assert clf.predict(["你这个傻逼，滚回你的国家去"])[0].scores["abuse"] > clf.predict(["今天天气不错"])[0].scores["abuse"]
 
 
-def test_evasion_recipe_holds_recall_under_attack(shared_data, tmp_path):
+def test_cold_recipe_holds_recall_under_attack(cold_checkpoint, shared_data):
+    """cold.yaml carries the evasion defences: disguised offensive rows keep their recall."""
     import random
 
     import numpy as np
 
     from modelkit.text.augment import apply_attack
 
-    config = modelkit.load_run_config(
-        REPO / "configs/text/cold_evasion.yaml", data_root=shared_data,
-        overrides=[f"output_dir={tmp_path / 'evasion'}", "train.epochs=1"],
-    )
-    clf = modelkit.load(modelkit.train(config))
+    clf = modelkit.load(cold_checkpoint)
     rows = [json.loads(line) for line in open(shared_data / "cold" / "dev.jsonl", encoding="utf-8")]
     offensive = [r["text"] for r in rows if r["label"] == 1][:600]
 

@@ -168,7 +168,7 @@ def test_bad_training_inputs_name_file_row_and_field(synthetic_splits, tmp_path)
     nan_labels.write_text('{"id": "a", "text": "x", "label": 1}\n{"id": "b", "text": "y", "label": NaN}\n')
     recipe = ngram_recipe(synthetic_splits, tmp_path / "run")
     recipe["data"].update(train=str(nan_labels), label_field="label", label_map={"0": [], "1": ["abuse"]})
-    with pytest.raises(DataError, match=r"nan.jsonl, row 1 \(id 'b'\): label is NaN"):
+    with pytest.raises(DataError, match=r"nan.jsonl, row 1 \(id 'b'\): column 'label': label is missing \(NaN\)"):
         modelkit.train(recipe)
 
     empty = tmp_path / "empty.jsonl"
@@ -214,13 +214,13 @@ def test_csv_cells_stay_as_written_and_bad_utf8_is_named(ngram_checkpoint, tmp_p
     # Streamed, a line that is not UTF-8 is one error record, not the end of the run.
     assert main(["predict", str(ngram_checkpoint), "--input", str(broken), "--output", str(tmp_path / "out2")]) == 0
     rows = list(modelkit.read_predictions(tmp_path / "out2"))
-    assert "scores" in rows[0] and rows[1] == {"id": "1", "error": "row 1: not UTF-8 text (invalid start byte)"}
+    assert "scores" in rows[0] and rows[1] == {"id": None, "error": "row 1: not UTF-8 text (invalid start byte)"}
 
 
 def test_batch_size_must_be_positive(ngram_checkpoint, synthetic_splits, tmp_path, capsys):
     clf = modelkit.load(ngram_checkpoint)
     for bad in (0, -1):
-        with pytest.raises(ValueError, match=f"batch_size must be an integer >= 1, got {bad}"):
+        with pytest.raises(ValueError, match=f"batch_size must be a whole number >= 1, got {bad}"):
             clf.predict(["x"], batch_size=bad)
     with pytest.raises(SystemExit):
         main(["predict", str(ngram_checkpoint), "--input", str(synthetic_splits["test"]), "--output",

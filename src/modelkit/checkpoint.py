@@ -15,8 +15,10 @@ Format 2 (this version) keeps the processor apart from the model. Format-1 direc
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
@@ -84,65 +86,170 @@ def write_json(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and an atomic rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=2)
-        handle.write("\n")
-    _readable(tmp)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, indent=2)
+            handle.write("\n")
+        _readable(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """The model's state dict as safetensors (contiguous CPU tensors)."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"format": "pt"})
+    try:
+        save_file(state, str(path), metadata={"format": "pt"})
+    except SafetensorError as err:  # its I/O errors carry the OS error number in the text only
+        code = re.search(r"os error (\d+)", str(err))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
     _readable(path)
 
 
 def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
-    """Write ``checkpoint`` into ``directory`` (created if needed), replacing any previous one.
+    """Write ``checkpoint`` into ``directory`` (created if needed), replacing any previous one and
+    keeping the folder's other files (a training run's log and ``last/``).
 
     Files are first written to a staging folder beside ``directory`` and moved in one by one,
-    ``config.json`` last; readers check the recorded hashes, so they see either the old or the
-    new checkpoint, never a mix.
+    ``config.json`` last; readers check the recorded hashes, so a half-replaced checkpoint is
+    refused, never loaded as a mix. To replace a folder whole or not at all, see
+    :func:`write_checkpoint_folder`. A write that fails (a full disk) raises an ``OSError`` that
+    says how much the checkpoint needs.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.staging-"))
     try:
-        model, processor, policy = checkpoint.model, checkpoint.processor, checkpoint.policy
-        save_weights(model, staging / WEIGHTS)
-        write_json(staging / PROCESSOR_CONFIG, processor.to_config())
-        files = [WEIGHTS, PROCESSOR_CONFIG, *processor.save_assets(staging)]
-        if checkpoint.metrics:
-            write_json(staging / METRICS, checkpoint.metrics)
-            files.append(METRICS)
-        taxonomy = policy.taxonomy
-        config = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "modelkit_version": __version__,
-            "torch_version": torch.__version__,
-            "modality": processor.modality,
-            "problem_type": "multi_label_classification",
-            "activation": "sigmoid",
-            "id2label": {str(i): c for i, c in enumerate(taxonomy.ids)},
-            "label2id": {c: i for i, c in enumerate(taxonomy.ids)},
-            "model": model.checkpoint_config(),
-            "taxonomy": taxonomy.to_dict(),
-            "thresholds": dict(policy.thresholds),
-            "calibration": _calibration(checkpoint.calibration, policy),
-            "extra": checkpoint.extra,
-            "files": {name: sha256_file(staging / name) for name in files},
-        }
-        write_json(staging / CONFIG, config)
-        (staging / "README.md").write_text(_model_card(config, processor, checkpoint.metrics), encoding="utf-8")
-        for name in [*files, "README.md", CONFIG]:
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.staging-"))
+    except OSError as err:
+        raise _with_size(err, directory, checkpoint) from None
+    try:
+        _write(staging, checkpoint)
+        for name in [*json.loads((staging / CONFIG).read_text(encoding="utf-8"))["files"], "README.md", CONFIG]:
             target = directory / name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, target)
+    except OSError as err:
+        raise _with_size(err, directory, checkpoint) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
+
+
+def _write(folder: Path, checkpoint: Checkpoint) -> None:
+    """The checkpoint's files in ``folder`` (which exists), ``config.json`` with their hashes last."""
+    model, processor, policy = checkpoint.model, checkpoint.processor, checkpoint.policy
+    save_weights(model, folder / WEIGHTS)
+    write_json(folder / PROCESSOR_CONFIG, processor.to_config())
+    files = [WEIGHTS, PROCESSOR_CONFIG, *processor.save_assets(folder)]
+    if checkpoint.metrics:
+        write_json(folder / METRICS, checkpoint.metrics)
+        files.append(METRICS)
+    taxonomy = policy.taxonomy
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "modelkit_version": __version__,
+        "torch_version": torch.__version__,
+        "modality": processor.modality,
+        "problem_type": "multi_label_classification",
+        "activation": "sigmoid",
+        "id2label": {str(i): c for i, c in enumerate(taxonomy.ids)},
+        "label2id": {c: i for i, c in enumerate(taxonomy.ids)},
+        "model": model.checkpoint_config(),
+        "taxonomy": taxonomy.to_dict(),
+        "thresholds": dict(policy.thresholds),
+        "calibration": _calibration(checkpoint.calibration, policy),
+        "extra": checkpoint.extra,
+        "files": {name: sha256_file(folder / name) for name in files},
+    }
+    (folder / "README.md").write_text(_model_card(config, processor, checkpoint.metrics), encoding="utf-8")
+    write_json(folder / CONFIG, config)
+
+
+def _with_size(err: OSError, directory: Path, checkpoint: Checkpoint) -> OSError:
+    """``err`` naming the checkpoint folder and the space its weights need."""
+    needed = sum(t.numel() * t.element_size() for t in checkpoint.model.state_dict().values())
+    reason = err.strerror or str(err)
+    return OSError(err.errno, f"{reason} (the checkpoint needs about {max(needed / 2**20, 0.1):.1f} MB)",
+                   str(err.filename or directory))
+
+
+def write_checkpoint_folder(directory: str | Path | None, checkpoint: Checkpoint, *,
+                            source: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Write ``checkpoint`` as the whole folder ``directory``, or leave it as it was.
+
+    The files are written into a temporary folder beside it, which replaces it by a rename once
+    complete: an interrupted or failed write (Ctrl-C, a full disk) leaves the old folder intact.
+    A folder that is not empty is refused unless ``overwrite``, and so is ``source`` (the
+    checkpoint the new one was made from). ``directory=None`` rewrites ``source`` in place,
+    keeping its other files (a training run's log, ``last/``).
+    """
+    in_place = directory is None
+    if in_place:
+        if source is None:
+            raise ValueError("write_checkpoint_folder: give a directory, or the source to rewrite in place")
+        directory = Path(source)
+    directory = Path(directory)
+    if not in_place and source is not None and directory.resolve() == Path(source).resolve():
+        raise ConfigError(f"{directory}: is the checkpoint itself; give a new folder (or no output folder, to "
+                          "rewrite it in place where the command can)")
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory}: a file, not a folder; give a folder to write the checkpoint into")
+    if directory.is_dir() and not in_place and any(directory.iterdir()) and not overwrite:
+        holds = "a checkpoint" if (directory / CONFIG).is_file() else "other files"
+        raise ConfigError(f"{directory}: the folder is not empty (it holds {holds}); give a new folder, or pass "
+                          "--overwrite to replace it")
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.writing-"))
+    except OSError as err:
+        raise _with_size(err, directory, checkpoint) from None
+    try:
+        _write(staging, checkpoint)
+        if in_place:
+            _link_others(directory, staging)
+        _swap_in(staging, directory)
+    except OSError as err:
+        raise _with_size(err, directory, checkpoint) from None
+    finally:  # also on KeyboardInterrupt: the old folder stays, the half-written one goes
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def _link_others(directory: Path, staging: Path) -> None:
+    """Files of ``directory`` the new checkpoint does not write, hard-linked into ``staging``
+    (links themselves, never what they point to)."""
+    for root, folders, files in os.walk(directory):
+        for name in [*files, *(f for f in folders if os.path.islink(os.path.join(root, f)))]:
+            path = Path(root, name)
+            target = staging / path.relative_to(directory)
+            if target.exists() or target.is_symlink():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target, follow_symlinks=False)
+            except OSError:  # another file system, or no hard links: a copy
+                shutil.copy2(path, target, follow_symlinks=False)
+
+
+def _swap_in(staging: Path, directory: Path) -> None:
+    """``staging`` renamed to ``directory``; an existing ``directory`` is removed only after."""
+    if not directory.exists():
+        os.rename(staging, directory)
+        return
+    retired = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old-"))
+    os.rmdir(retired)
+    os.rename(directory, retired)
+    try:
+        os.rename(staging, directory)
+    except BaseException:
+        os.rename(retired, directory)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _calibration(record: dict[str, Any], policy: Policy) -> dict[str, Any]:
@@ -159,15 +266,14 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     Checks the structure only; :func:`verify_files` checks the files it lists.
     """
     directory = Path(directory)
+    if directory.is_file():
+        raise CheckpointError(f"{directory}: a file, not a checkpoint directory; give its folder")
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a checkpoint directory (it does not exist)")
     path = directory / CONFIG
     if not path.is_file():
         raise CheckpointError(f"{directory}: no {CONFIG}; is this a modelkit checkpoint directory?")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    config = _read_json(path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a modelkit checkpoint config (missing format: {FORMAT})")
     version = config.get("format_version")
@@ -247,6 +353,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: JSON nested too deeply to be a checkpoint file") from None
 
 
 def _open(directory: str | Path) -> tuple[Path, dict[str, Any], Processor]:
@@ -262,6 +370,15 @@ def _open(directory: str | Path) -> tuple[Path, dict[str, Any], Processor]:
     return directory, config, processor
 
 
+def _weight_shapes(directory: Path) -> dict[str, list[int]]:
+    """Name -> shape of every tensor in the weights file, from its header (nothing is loaded)."""
+    try:
+        with safe_open(str(directory / WEIGHTS), framework="pt") as handle:
+            return {name: handle.get_slice(name).get_shape() for name in handle.keys()}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{directory}/{WEIGHTS}: cannot read weights ({err})") from None
+
+
 def load_processor(directory: str | Path) -> Processor:
     """The processor of a checkpoint directory, without building the model (eval mode)."""
     return _open(directory)[2]
@@ -270,10 +387,17 @@ def load_processor(directory: str | Path) -> Processor:
 def load_checkpoint(directory: str | Path) -> Checkpoint:
     """Load a checkpoint directory written by :func:`save_checkpoint` (no unpickling, no network)."""
     directory, config, processor = _open(directory)
+    stored = sum(math.prod(shape) for shape in _weight_shapes(directory).values())
     try:
         taxonomy = _taxonomy(config, directory)
         model_config = dict(config["model"])
         model_class = get_model_class(str(model_config.pop("name", "")))
+        # Sizes come from a file anyone may have edited: compare them with the weights before
+        # building what they say (embed_dim: 1000000000 would allocate, 100000 layers would hang).
+        bound = model_class.minimum_parameters(model_config, len(taxonomy), processor)
+        if bound is not None and bound > stored:
+            raise CheckpointError(f"{directory}/{CONFIG}: model: the config describes at least {bound:,} parameters, "
+                                  f"but {WEIGHTS} holds {stored:,}; refusing to build it")
         model = model_class.from_checkpoint(model_config, len(taxonomy), processor)
         calibration = config.get("calibration") or {}
         if not isinstance(calibration, dict):
@@ -294,7 +418,14 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
             f"{directory}/{WEIGHTS}: weights do not fit the architecture in {CONFIG} "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]})"
         )
-    model.load_state_dict(state)
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{directory}/{WEIGHTS}: tensor {name} holds non-finite values (NaN or infinity); "
+                                  "weights like these score inputs at random or not at all")
+    try:
+        model.load_state_dict(state)
+    except ConfigError as err:  # a model that checks what it loaded (a stored ONNX graph)
+        raise CheckpointError(f"{directory}/{WEIGHTS}: {err}") from None
     model.eval()
     metrics = _read_json(directory / METRICS) if METRICS in config["files"] else {}
     return Checkpoint(model, processor, policy, metrics, dict(config.get("extra") or {}), dict(calibration))
@@ -334,45 +465,63 @@ def _card_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str,
     return metadata
 
 
+def _inert(text: Any) -> str:
+    """Config text as a model card shows it: HTML escaped (a category named ``<script>`` is shown,
+    never run, by a Hub page or any Markdown viewer), pipes escaped so it stays in its table
+    cell, on one line."""
+    return html.escape(" ".join(str(text).split())).replace("|", "\\|")
+
+
+def _json_block(data: Any) -> list[str]:
+    """A fenced JSON block whose content cannot close its fence or open a tag: ``<``, ``>``, ``&``
+    and backticks are written as JSON escapes, which any JSON reader turns back."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    for char in "<>&`":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return ["```json", text, "```"]
+
+
 def _model_card(config: dict[str, Any], processor: Processor, metrics: dict[str, Any]) -> str:
     import yaml
 
     front = yaml.safe_dump(_card_metadata(config, metrics), allow_unicode=True, sort_keys=False).strip()
+    modality = _inert(config["modality"])
     lines = [
         "---",
         front,
         "---",
         "",
-        f"# modelkit {config['modality']} classifier ({config['model'].get('name')}, processor {processor.name})",
+        f"# modelkit {modality} classifier ({_inert(config['model'].get('name'))}, processor {_inert(processor.name)})",
         "",
         "Multi-label: one independent sigmoid score per category. Never apply softmax.",
         "",
         "```python",
         "import modelkit",
         "clf = modelkit.load('path/to/this/directory')   # or modelkit.load_from_hub('org/name')",
-        f"clf.predict([...])   # {config['modality']} inputs",
+        f"clf.predict([...])   # {modality} inputs",
         "```",
         "",
         "| category | English | 中文 | threshold |",
         "| --- | --- | --- | --- |",
     ]
     for cat in config["taxonomy"]["categories"]:
-        lines.append(f"| {cat['id']} | {cat['name_en']} | {cat['name_zh']} | {config['thresholds'][cat['id']]:.3f} |")
+        lines.append(f"| {_inert(cat['id'])} | {_inert(cat['name_en'])} | {_inert(cat['name_zh'])} | "
+                     f"{config['thresholds'][cat['id']]:.3f} |")
     distilled = (config.get("extra") or {}).get("distilled_from")
     if distilled:
-        teacher_dev = ", ".join(f"{k} {v:.4f}" for k, v in distilled.get("teacher_dev", {}).items())
-        lines += ["", "## Distillation", "", f"Trained on the scores of the teacher `{distilled['teacher']}` (a "
-                  f"`{distilled['teacher_model']}` model; on this model's dev split: {teacher_dev}) over "
+        teacher_dev = ", ".join(f"{_inert(k)} {v:.4f}" for k, v in distilled.get("teacher_dev", {}).items())
+        lines += ["", "## Distillation", "", f"Trained on the scores of the teacher `{_inert(distilled['teacher'])}` (a "
+                  f"`{_inert(distilled['teacher_model'])}` model; on this model's dev split: {teacher_dev}) over "
                   f"{distilled['labelled_rows']} labelled rows (gold weight {distilled['gold_weight']}) and "
                   f"{distilled['unlabelled_rows']} unlabelled rows, with {distilled.get('copies', 0)} perturbed "
                   f"copies of each labelled row, temperature {distilled['temperature']}."]
     exported = (config.get("extra") or {}).get("exported_from")
     if exported:
-        lines += ["", "## Export", "", f"ONNX (opset {exported['onnx_opset']}) export of a `{exported['model']}` "
+        lines += ["", "## Export", "", f"ONNX (opset {exported['onnx_opset']}) export of a `{_inert(exported['model'])}` "
                   f"model; largest logit difference from PyTorch at export: {exported['max_abs_logit_gap']:.2g}."]
     if config.get("calibration"):
-        lines += ["", "## Calibration", "", "```json", json.dumps(config["calibration"], indent=2, ensure_ascii=False), "```"]
+        lines += ["", "## Calibration", "", *_json_block(config["calibration"])]
     if metrics:
-        lines += ["", "## Metrics", "", "```json", json.dumps(metrics, indent=2, ensure_ascii=False)[:4000], "```"]
-    lines += ["", f"modelkit {config['modelkit_version']}, torch {config['torch_version']}", ""]
+        lines += ["", "## Metrics", "", *_json_block(metrics)]
+    lines += ["", f"modelkit {_inert(config['modelkit_version'])}, torch {_inert(config['torch_version'])}", ""]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .inference.runner import Backend, OnError, Precision, Runner, RunResult, Timeline
+from .inference.runner import Backend, OnError, Precision, Runner, RunResult, Timeline, check_input_list
 from .models.base import ModerationModel
 from .policy import Policy
 from .processing import Processor
@@ -96,9 +96,13 @@ class Classifier:
         classifier.source_dir = Path(directory)
         return classifier
 
+    def to_checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.model, self.processor, self.policy, self.metrics, self.extra, self.calibration)
+
     def save(self, directory: str | Path) -> Path:
-        return save_checkpoint(directory, Checkpoint(self.model, self.processor, self.policy, self.metrics,
-                                                     self.extra, self.calibration))
+        """Write the checkpoint into ``directory``, keeping the folder's other files (see
+        :func:`~modelkit.checkpoint.save_checkpoint`)."""
+        return save_checkpoint(directory, self.to_checkpoint())
 
     def fingerprint(self) -> str:
         """The checkpoint's config.json digest (it lists the SHA-256 of every other file), or for a
@@ -164,6 +168,7 @@ class Classifier:
         :func:`modelkit.predict_files`."""
         from .inference.engine import chunked
 
+        check_input_list(inputs)
         for result in self.runner.stream(chunked(inputs, chunk_size), batch_size, num_workers, max_batch_tokens):
             yield from self.predictions(result)
 

@@ -85,7 +85,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     record = calibrate(
         args.checkpoint, args.data, objective=args.objective, per_category=args.per_category,
         temperature=args.temperature, output=args.output, batch_size=args.batch_size, progress=True,
-        input_field=args.input_field, label_field=args.label_field,
+        overwrite=args.overwrite, input_field=args.input_field, label_field=args.label_field,
     )
     print(f"objective {record['objective']} on {record['fitted_on']['rows']} rows of {record['fitted_on']['data']}")
     print(f"{'category':<22}{'threshold':>10}{'T':>7}{'prec':>8}{'recall':>8}{'F1':>8}")
@@ -139,6 +139,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             classifier, args.input, args.output, output_format=args.format, input_field=args.input_field,
             id_field=args.id_field, batch_size=args.batch_size, num_workers=args.num_workers,
             max_batch_tokens=args.max_batch_tokens, shard_size=args.shard_size, overwrite=args.overwrite)
+    count, examples = summary.duplicate_ids
+    if count:
+        print(f"modelkit predict: warning: {count} duplicate ids in {args.input} (first: "
+              f"{', '.join(map(repr, examples))}); every row was scored and written in input order", file=sys.stderr)
     print(f"predictions: {summary}" + ("" if summary.complete else " (other processes still have shards to do)"))
     return 0
 
@@ -147,16 +151,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .inference.onnx import export_checkpoint
 
     output, gap = export_checkpoint(args.checkpoint, args.output or f"{str(args.checkpoint).rstrip('/')}-onnx",
-                                    opset=args.opset)
+                                    opset=args.opset, overwrite=args.overwrite)
     print(f"exported: {output} (ONNX opset {args.opset}; largest logit difference from PyTorch {gap:.2g})")
     return 0
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint, read_config, save_checkpoint
+    from .checkpoint import load_checkpoint, read_config, write_checkpoint_folder
 
     version = read_config(args.checkpoint).get("converted_from")
-    output = save_checkpoint(args.output or args.checkpoint, load_checkpoint(args.checkpoint))
+    output = write_checkpoint_folder(args.output, load_checkpoint(args.checkpoint), source=args.checkpoint,
+                                     overwrite=args.overwrite)
     state = "converted from format 1" if version == 1 else "already format 2, rewritten"
     print(f"checkpoint: {output} ({state})")
     return 0
@@ -247,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-category", action="store_true", help="one threshold per category (default: one shared)")
     p.add_argument("--temperature", action="store_true", help="also fit temperature scaling per category")
     p.add_argument("--output", help="write the calibrated checkpoint here instead of in place")
+    p.add_argument("--overwrite", action="store_true", help="replace what is in --output")
     p.add_argument("--input-field", help="input column (default: as in training)")
     p.add_argument("--label-field", help="label column (default: as in training)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
@@ -292,13 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("export", help="export a checkpoint's model to ONNX, as a checkpoint the engine loads")
     p.add_argument("checkpoint")
     p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--output", help="checkpoint folder to write (default CHECKPOINT-onnx)")
+    p.add_argument("--output", help="checkpoint folder to write (default CHECKPOINT-onnx); new or empty")
+    p.add_argument("--overwrite", action="store_true", help="replace what is in --output")
     p.add_argument("--opset", type=_positive_int, default=17)
     p.set_defaults(func=_cmd_export)
 
     p = commands.add_parser("convert", help="rewrite a checkpoint of an older modelkit in the current format")
     p.add_argument("checkpoint")
-    p.add_argument("--output", help="write the converted checkpoint here instead of in place")
+    p.add_argument("--output", help="write the converted checkpoint here (new or empty) instead of in place")
+    p.add_argument("--overwrite", action="store_true", help="replace what is in --output")
     p.set_defaults(func=_cmd_convert)
 
     p = commands.add_parser("demo", help="train, evaluate and predict on a synthetic bilingual data set")
@@ -324,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, InputError, CheckpointError, EvaluationError, FileNotFoundError) as err:
         print(f"modelkit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the machine's side: a full disk, a read-only folder
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"modelkit {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

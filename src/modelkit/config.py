@@ -147,8 +147,27 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+# No recipe nests this deep; PyYAML builds nodes recursively and would hit Python's recursion limit.
+MAX_YAML_DEPTH = 100
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key written twice in one mapping (PyYAML keeps the last)."""
+    """The safe loader, refusing a key written twice in one mapping (PyYAML keeps the last) and
+    nesting deeper than :data:`MAX_YAML_DEPTH`."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:

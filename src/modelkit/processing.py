@@ -21,7 +21,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -85,18 +85,6 @@ def input_preview(modality: str, value: Any) -> dict[str, str]:
     """What a report shows for one input (the value itself as text, unless the modality says)."""
     preview = _MODALITIES.get(modality).preview
     return preview(value) if preview is not None else {"text": str(value)}
-
-
-def check_inputs(modality: str, values: Sequence[Any]) -> list[Any]:
-    """Validate a whole input list up front; the error names the first bad position."""
-    if isinstance(values, (str, bytes)):
-        raise TypeError(f"expected a list of inputs, got a single {type(values).__name__}; wrap it in a list")
-    values = list(values)
-    for position, value in enumerate(values):
-        problem = check_input(modality, value)
-        if problem is not None:
-            raise TypeError(f"input {position}: {problem}")
-    return values
 
 
 def register_processor(name: str) -> Callable[[P], P]:
@@ -188,6 +176,28 @@ class Processor:
 
     def __call__(self, raws: Sequence[Any]) -> dict[str, torch.Tensor]:
         return self.collate([self.decode(raw) for raw in raws])
+
+    def pieces(self, raw: Any) -> Iterator[tuple[Any, dict[str, Any] | None]]:
+        """The items one input is scored in, each with what it shows a reviewer, made as they are
+        needed. One for most inputs; a processor whose inputs can be long (a video, a book) cuts
+        them into pieces, so that inference holds a batch of an input at a time, never all of
+        it: the model pools the parts of every piece (:meth:`~modelkit.models.base.ModerationModel.pool_parts`)."""
+        item = self.decode(raw)
+        yield item, self.evidence(item)
+
+    def merge_evidence(self, pieces: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+        """One input's evidence from its pieces' (see :meth:`pieces`)."""
+        return pieces[0] if len(pieces) == 1 else next((evidence for evidence in pieces if evidence), None)
+
+    def piece_units(self, item: Any) -> int:
+        """How much of a batch one piece fills, in :attr:`max_batch_units` (a video piece: its frames)."""
+        return 1
+
+    @property
+    def max_batch_units(self) -> int | None:
+        """The most units (frames, characters) one inference batch may hold; None: no bound but the
+        batch size."""
+        return None
 
     def evidence(self, item: Any) -> dict[str, Any] | None:
         """What a decoded item shows a reviewer beside its scores (text read from a picture), or None."""

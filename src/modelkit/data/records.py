@@ -2,11 +2,13 @@
 
 A row has one input field per modality (``data.inputs: {text: title, image: cover}``;
 ``data.input_field: title`` is the shorthand for one text), an optional id, and labels given as
-* a list of category ids per row (``labels: [abuse, violence]``),
-* a single category id per row (``label: abuse``; empty/None = no violation),
+* a list of category ids per row (``labels: [abuse, violence]``; ``[]``: no violation),
+* a single category id per row (``label: abuse``),
 * one 0/1 column per category (``label_columns``), or
 * the dataset's own values mapped to category ids by ``label_map`` (``{1: [abuse], 0: []}``).
-A value that is neither a category nor in the map is an error naming file, row and value.
+A missing label (null, NaN, an empty CSV cell) or a value that is neither a category nor in the
+map is an error naming file, row, column and value, unless ``data.drop_invalid_labels`` leaves
+such rows out (counted in the run log).
 
 Inputs of a modality that reads files (images, videos) are paths relative to the table that
 lists them; a path that leads out of the table's folder is refused. Such data can also be a
@@ -19,6 +21,7 @@ unless ``data.column_types`` converts a column.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import math
@@ -79,6 +82,9 @@ class DataConfig:
     # Training data whose files are missing or cannot be decoded: an error naming the file
     # (false), or a warning, and the rows left out with their count in the run log (true).
     skip_bad_files: bool = False
+    # Rows whose labels are missing (null, NaN, an empty cell) or unknown: an error naming file,
+    # row and column (false), or left out with their count in the run log (true).
+    drop_invalid_labels: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dev_fraction < 1.0:
@@ -100,6 +106,33 @@ class DataConfig:
         return dict(self.inputs) if self.inputs else {"text": self.input_field or "text"}
 
 
+_FOREIGN_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32-LE"), (codecs.BOM_UTF32_BE, "UTF-32-BE"),
+                  (codecs.BOM_UTF16_LE, "UTF-16-LE"), (codecs.BOM_UTF16_BE, "UTF-16-BE"))
+
+
+def utf8_start(path: Path) -> int:
+    """How many bytes a UTF-8 text table starts with that are not text (a byte-order mark: 3,
+    else 0). A file in UTF-16 or UTF-32 is refused with its encoding named: read as UTF-8 it
+    would be garbage, a row per accidental newline byte."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    for bom, encoding in _FOREIGN_BOMS:  # UTF-32-LE's mark begins with UTF-16-LE's: longest first
+        if head.startswith(bom):
+            raise DataError(f"{path}: the file is encoded as {encoding} (it starts with a byte-order mark); "
+                            "re-encode it as UTF-8")
+    if head.count(b"\x00") > len(head) // 4:
+        raise DataError(f"{path}: the file looks like UTF-16 or UTF-32 text (NUL bytes between the characters); "
+                        "re-encode it as UTF-8")
+    return len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+
+
+def starts_with_array(path: Path) -> bool:
+    """A .json file that holds one array of rows rather than a row per line."""
+    with open(path, "rb") as handle:
+        handle.seek(utf8_start(path))
+        return handle.read(4096).lstrip()[:1] == b"["
+
+
 def _check_utf8(path: Path) -> None:
     """Name the first line that is not UTF-8 (datasets would only say 'codec can't decode')."""
     with open(path, "rb") as handle:
@@ -114,7 +147,7 @@ def _check_utf8(path: Path) -> None:
 def _read_csv(path: Path, column_types: dict[str, str] | None):
     import datasets
 
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), None)
     if not header:
         raise DataError(f"{path}: empty CSV file (no header row)")
@@ -153,6 +186,7 @@ def load_table(source: Any, format: str | None = None, column_types: dict[str, s
     if builder is None:
         raise DataError(f"{path}: unknown file type {path.suffix!r}; use .jsonl, .csv or .parquet or set data.format")
     if builder in ("json", "csv"):
+        utf8_start(path)
         _check_utf8(path)
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
@@ -275,8 +309,10 @@ class Records:
     source: str
     # row -> why its input cannot be used (a path leading out of the manifest's folder).
     problems: dict[int, str] = field(default_factory=dict)
-    # What was left out under data.skip_bad_files: "<where>: <why>" per row.
+    # What was left out under data.skip_bad_files and data.drop_invalid_labels: "<where>: <why>" per
+    # row. Reported once: a split made from these rows (dev split off, folds) does not copy them.
     skipped: list[str] = field(default_factory=list)
+    dropped_labels: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -299,12 +335,34 @@ class Records:
         return None
 
 
+# Linux limits: a name of 255 bytes, a path of 4,096.
+_NAME_BYTES, _PATH_BYTES = 255, 4095
+
+
+def file_name_problem(value: str) -> str | None:
+    """Why no file system could hold the path ``value`` (a NUL, a lone surrogate, a name too
+    long), or None. Asked before the path is used, where the OS would raise instead."""
+    if "\x00" in value:
+        return f"path {value!r} contains a NUL character, which no file name can hold"
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"path {value!r} is not a usable file name (it is not valid Unicode text)"
+    if len(encoded) > _PATH_BYTES or any(len(part) > _NAME_BYTES for part in encoded.split(b"/")):
+        return f"path {value[:40]!r}... is not a usable file name (longer than file systems allow)"
+    return None
+
+
 def resolve_path(value: str, base: Path | None) -> tuple[str, str | None]:
     """A file input as an absolute path inside ``base`` (the manifest's folder), and the reason
-    it cannot be used (it leads out of that folder), or None."""
-    if base is None:
-        return value, None
-    path = (base / value).resolve()
+    it cannot be used (no file system can hold it, or it leads out of that folder), or None."""
+    problem = file_name_problem(value)
+    if problem is not None or base is None:
+        return value, problem
+    try:
+        path = (base / value).resolve()
+    except (OSError, ValueError) as err:
+        return value, f"path {value!r} is not a usable file name ({err})"
     if base not in path.parents:
         return str(path), f"path {value!r} leads out of the manifest's folder {base}"
     return str(path), None
@@ -350,62 +408,79 @@ class LabelEncoder:
             return all(c in table.column_names for c in cfg.label_columns)
         return bool(cfg.label_field) and cfg.label_field in table.column_names
 
-    def encode(self, table, source: str) -> np.ndarray:
+    def encode(self, table, source: str) -> tuple[np.ndarray, dict[int, str]]:
+        """Multi-hot labels ``[rows, categories]``, and row -> what is wrong with its labels
+        (missing, or a value the taxonomy and label map do not know); such rows are all zeros."""
         cfg = self.config
         out = np.zeros((len(table), len(self.taxonomy)), dtype=np.float32)
+        problems: dict[int, str] = {}
+
+        def bad(row: int, name: str, problem: str) -> None:
+            problems.setdefault(row, f"{source}, {_row_name(table, row, cfg.id_field)}: column {name!r}: {problem}")
+
         if cfg.label_columns:
             for name in cfg.label_columns:
                 j = self.taxonomy.index(name)
                 for row, value in enumerate(column(table, name, source, "data.label_columns")):
-                    if value in (0, 1, True, False, "0", "1"):
+                    if _missing(value):
+                        bad(row, name, f"label is missing ({_describe_missing(value)}); write 0 or 1")
+                    elif value in (0, 1, True, False, "0", "1"):
                         out[row, j] = float(int(value))
                     else:
-                        where = _row_name(table, row, cfg.id_field)
-                        raise DataError(f"{source}, {where}: column {name!r} must be 0 or 1, got {value!r}")
-            return out
+                        bad(row, name, f"must be 0 or 1, got {value!r}")
+            out[list(problems)] = 0.0
+            return out, problems
         field = cfg.label_field
         if not field:
             raise DataError(f"{source}: no labels; set data.label_field or data.label_columns")
-        cache: dict[Any, list[int]] = {}
+        cache: dict[Any, list[int] | str] = {}
         for row, value in enumerate(column(table, field, source, "data.label_field or data.label_columns")):
             key = tuple(value) if isinstance(value, list) else value
             try:
                 columns = cache[key]
             except KeyError:
-                columns = cache[key] = self._columns_for(value, table, row, source)
+                columns = cache[key] = self._columns_for(value)
             except TypeError:  # unhashable (a dict): report it
-                columns = self._columns_for(value, table, row, source)
-            out[row, columns] = 1.0
-        return out
+                columns = self._columns_for(value)
+            if isinstance(columns, str):
+                bad(row, field, columns)
+            else:
+                out[row, columns] = 1.0
+        return out, problems
 
-    def _columns_for(self, value: Any, table, row: int, source: str) -> list[int]:
-        items = value if isinstance(value, list) else ([] if value is None or value == "" else [value])
+    def _columns_for(self, value: Any) -> list[int] | str:
+        """The category columns of one row's label value, or what is wrong with it."""
+        if _missing(value):
+            return (f"label is missing ({_describe_missing(value)}); write [] for a row with no category"
+                    + (" or map a value to [] in data.label_map" if self.label_map is not None else ""))
         columns = []
-        for item in items:
-            if isinstance(item, float) and math.isnan(item):
-                where = _row_name(table, row, self.config.id_field)
-                raise DataError(f"{source}, {where}: label is NaN (a missing value); write null or [] for "
-                                "a row with no category")
+        for item in value if isinstance(value, list) else [value]:
+            if _missing(item):
+                return f"the label list holds a missing value ({_describe_missing(item)})"
             if isinstance(item, float) and item.is_integer():  # JSON ints turn float beside a NaN
                 item = int(item)
             if self.label_map is not None:
                 targets = self.label_map.get(str(item))
                 if targets is None:
-                    where = _row_name(table, row, self.config.id_field)
-                    raise DataError(
-                        f"{source}, {where}: label {item!r} is not in data.label_map "
-                        f"(keys: {', '.join(self.label_map)})"
-                    )
+                    return f"label {item!r} is not in data.label_map (keys: {', '.join(self.label_map)})"
             elif isinstance(item, str) and item in self.taxonomy:
                 targets = [item]
             else:
-                where = _row_name(table, row, self.config.id_field)
-                raise DataError(
-                    f"{source}, {where}: label {item!r} is not a category of the taxonomy "
-                    f"({', '.join(self.taxonomy.ids)}); add a data.label_map to translate it"
-                )
+                return (f"label {item!r} is not a category of the taxonomy ({', '.join(self.taxonomy.ids)}); "
+                        "add a data.label_map to translate it")
             columns.extend(self.taxonomy.index(t) for t in targets)
         return columns
+
+
+def _missing(value: Any) -> bool:
+    """A label cell with nothing in it: null, NaN (how pandas and Arrow write a missing number) or
+    blank text (an empty CSV cell). Never read as "no category": that is written as []."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        (isinstance(value, str) and not value.strip())
+
+
+def _describe_missing(value: Any) -> str:
+    return "null" if value is None else "NaN" if isinstance(value, float) else "an empty cell"
 
 
 def read_records(
@@ -431,15 +506,20 @@ def read_records(
     for modality in columns:
         if get_modality(modality).files:
             columns[modality] = _resolve_paths(list(columns[modality]), base, problems, modality)
-    labels = None
+    labels, label_problems = None, {}
     if taxonomy is not None:
         encoder = LabelEncoder(taxonomy, config)
         if require_labels or encoder.has_labels(table):
-            labels = encoder.encode(table, name)
+            labels, label_problems = encoder.encode(table, name)
     ids = table[config.id_field] if config.id_field and config.id_field in table.column_names else list(range(len(table)))
     records = Records({m: list(v) for m, v in columns.items()}, labels, list(ids), table, name, problems)
-    if not require_labels:
+    if label_problems and not config.drop_invalid_labels:
+        first = label_problems[min(label_problems)]
+        more = f" (and {len(label_problems) - 1} more rows)" if len(label_problems) > 1 else ""
+        raise DataError(f"{first}{more}; data.drop_invalid_labels: true leaves such rows out")
+    if not require_labels and not label_problems:
         return records
+
     def why(row: int) -> str | None:
         if row in problems:
             return problems[row]
@@ -449,18 +529,20 @@ def read_records(
                 return f"field {config.input_columns[modality]!r} ({modality} input): {problem}"
         return None
 
-    bad = [(row, problem) for row in range(len(records)) if (problem := why(row)) is not None]
-    if not bad:
+    bad = [(row, problem) for row in range(len(records))
+           if row not in label_problems and require_labels and (problem := why(row)) is not None]
+    if not bad and not label_problems:
         return records
     messages = [f"{name}, {_row_name(table, row, config.id_field)}: {problem}" for row, problem in bad]
-    if not config.skip_bad_files:
+    if bad and not config.skip_bad_files:
         raise DataError(f"{messages[0]}" + (f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else "")
                         + ("; in a recipe, data.skip_bad_files: true leaves such rows out" if file_fields else ""))
-    keep = sorted(set(range(len(records))) - {row for row, _ in bad})
+    keep = sorted(set(range(len(records))) - {row for row, _ in bad} - set(label_problems))
     if not keep:
-        raise DataError(f"{name}: every row has a bad input ({messages[0]})")
+        raise DataError(f"{name}: every row has a bad input or label ({(messages or list(label_problems.values()))[0]})")
     kept = take_rows(records, keep)
     kept.source, kept.skipped = name, messages
+    kept.dropped_labels = [label_problems[row] for row in sorted(label_problems)]
     return kept
 
 
@@ -485,14 +567,14 @@ def sample_per_class(records: Records, per_class: int, seed: int) -> Records:
     for row, labels in enumerate(records.labels):
         groups.setdefault(labels.astype(bool).tobytes(), []).append(row)
     chosen = [row for rows in groups.values() for row in rng.permutation(rows)[:per_class]]
-    return take_rows(records, sorted(chosen))
+    return _keeping_reports(records, take_rows(records, sorted(chosen)))
 
 
 def split_records(records: Records, fraction: float, seed: int) -> tuple[Records, Records]:
     """Random train/dev split of ``records`` (used when a recipe has no dev file)."""
     order = np.random.default_rng(seed).permutation(len(records))
     cut = max(1, int(round(len(records) * fraction)))
-    return take_rows(records, np.sort(order[cut:])), take_rows(records, np.sort(order[:cut]))
+    return _keeping_reports(records, take_rows(records, np.sort(order[cut:]))), take_rows(records, np.sort(order[:cut]))
 
 
 def fold_records(records: Records, folds: int, fold: int, seed: int) -> tuple[Records, Records]:
@@ -500,7 +582,14 @@ def fold_records(records: Records, folds: int, fold: int, seed: int) -> tuple[Re
     parts = np.array_split(np.random.default_rng(seed).permutation(len(records)), folds)
     held_out = np.sort(parts[fold])
     rest = np.sort(np.concatenate([p for i, p in enumerate(parts) if i != fold]))
-    return take_rows(records, rest), take_rows(records, held_out)
+    return _keeping_reports(records, take_rows(records, rest)), take_rows(records, held_out)
+
+
+def _keeping_reports(source: Records, part: Records) -> Records:
+    """``part`` with what reading ``source`` left out, so that it is reported once (with the
+    training part), not once per split made from it."""
+    part.skipped, part.dropped_labels = list(source.skipped), list(source.dropped_labels)
+    return part
 
 
 def take_rows(records: Records, index: Sequence[int]) -> Records:
@@ -514,7 +603,6 @@ def take_rows(records: Records, index: Sequence[int]) -> Records:
         None if records.table is None else records.table.select(index),
         f"{records.source}[split]",
         {position[row]: problem for row, problem in records.problems.items() if row in position},
-        list(records.skipped),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoint import write_checkpoint_folder
 from ..classifier import Classifier
 from ..data.records import read_records
 from ..policy import scores_from_logits
@@ -29,6 +30,7 @@ def calibrate(
     output: str | Path | None = None,
     batch_size: int = 256,
     progress: bool = False,
+    overwrite: bool = False,
     **data_overrides: Any,
 ) -> dict[str, Any]:
     """Fit thresholds for ``objective`` on labelled dev ``data`` and save them into the checkpoint.
@@ -37,7 +39,8 @@ def calibrate(
     categories pooled). ``temperature``: also fit a temperature per category, minimising the
     log-loss of ``sigmoid(logit / T)``. A category whose objective cannot be met on this data
     keeps its current threshold and is listed under ``unreachable``. The checkpoint is
-    rewritten in place unless ``output`` names another directory. Returns the calibration record.
+    rewritten in place unless ``output`` names another directory (new or empty, unless
+    ``overwrite``); either is written whole or not at all. Returns the calibration record.
     """
     objective = Objective.parse(objective) if isinstance(objective, str) else objective
     classifier = Classifier.load(checkpoint)
@@ -76,5 +79,5 @@ def calibrate(
     classifier.policy = classifier.policy.with_values(
         thresholds={c: float(t) for c, t in zip(categories, threshold_vector)}, temperatures=temperatures)
     classifier.calibration = record
-    classifier.save(output or checkpoint)
+    write_checkpoint_folder(output, classifier.to_checkpoint(), source=checkpoint, overwrite=overwrite)
     return {**record, "temperature": {c: t for c, t in temperatures.items() if t != 1.0}}

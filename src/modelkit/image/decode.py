@@ -90,6 +90,10 @@ def _open(value: Any, name: str, max_pixels: int) -> Image.Image:
         problem = check_image(value)
         if problem:
             raise InputError(f"{name}: {problem}")
+        # From the shape, before Pillow copies it: a broadcast view of 20000x20000 costs nothing until then.
+        height, width = value.shape[:2]
+        if width * height > max_pixels:
+            raise _too_large(name, f"{width}x{height}", max_pixels)
         return Image.fromarray(value[:, :, 0] if value.ndim == 3 and value.shape[2] == 1 else value)
     data = read_bytes(value)
     if not data:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
-from ..models.base import ModerationModel, MultiLabelHead
+from ..models.base import ModerationModel, MultiLabelHead, whole_numbers
 from ..models.registry import register_model
 from ..processing import Processor
 from .pretrained import load_backbone_weights
@@ -155,6 +155,11 @@ class ImageClassifier(ModerationModel):
         return self.head(self.features(pixel_values))
 
     @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> int | None:
+        sizes = whole_numbers(config, "hidden_dim", defaults={"hidden_dim": 0})
+        return None if sizes is None else sizes[0] * (1 + num_labels)  # the head's last layer, and more
+
+    @classmethod
     def from_checkpoint(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> ModerationModel:
         # The weights are in model.safetensors: never read the recorded weights file again.
         return super().from_checkpoint({**config, "weights": None}, num_labels, processor)
@@ -231,8 +236,9 @@ class OnnxImageClassifier(ModerationModel):
             raise ConfigError(f"model.outputs: maps {len(mapped)} outputs to {len(set(mapped))} categories, the run "
                               f"scores {num_labels}; map one output to every category")
         if config.path is not None and config.graph_bytes is None:
-            with open(_onnx_file(config.path), "rb") as handle:
-                graph = np.frombuffer(handle.read(), dtype=np.uint8).copy()
+            from ..inference.onnx import read_graph_file
+
+            graph = np.frombuffer(read_graph_file(_onnx_file(config.path)), dtype=np.uint8).copy()
             config.graph_bytes = graph.size
         else:
             graph = np.zeros(int(config.graph_bytes or 0), dtype=np.uint8)
@@ -243,13 +249,21 @@ class OnnxImageClassifier(ModerationModel):
         self._columns: list[int] = []
 
     @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> int | None:
+        sizes = whole_numbers(config, "graph_bytes")
+        return None if sizes is None else sizes[0]
+
+    @classmethod
     def processor_defaults(cls, model_config: dict[str, Any]) -> dict[str, Any]:
         preset = ONNX_PACKAGES.get(str(model_config.get("path")))
         return {"name": cls.default_processor, **(preset[2] if preset else {})}
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
+        from ..inference.onnx import self_contained
+
         super()._load_from_state_dict(*args, **kwargs)
         self._session = None  # a new graph arrived
+        self_contained(self.graph.cpu().numpy().tobytes())  # refused at load, not at the first input
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         if self._session is None:

@@ -23,7 +23,7 @@ import torch
 
 from ..config import ConfigError, from_dict
 from ..models.base import ModerationModel
-from ..models.registry import get_model_class, register_model
+from ..models.registry import get_model_class, register_model, stored_minimum_parameters
 from ..processing import InputError, Processor, create_processor, processor_from_config, register_processor
 from .decode import DEFAULT_MAX_PIXELS, decode_image, read_bytes, source_name
 from .ocr import OcrConfig, OcrLine, TextReader, join_lines
@@ -196,6 +196,10 @@ class OcrTextModel(ModerationModel):
         # A picture in which OCR read nothing shows no text-borne violation; the text model would
         # answer with its bias alone (for an empty string), a prior, not evidence.
         return torch.where(has_text[:, None], logits, logits.new_tensor(NO_TEXT_LOGIT))
+
+    @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> int | None:
+        return stored_minimum_parameters(config.get("text_model"), num_labels, getattr(processor, "text", None))
 
     def checkpoint_config(self) -> dict[str, Any]:
         return {"name": self.registry_name, "text_model": self.text.checkpoint_config()}

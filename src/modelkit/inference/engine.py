@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import time
 from collections import deque
@@ -38,7 +39,7 @@ from .shards import (
     write_json_atomically,
 )
 from .runner import RunResult
-from .sources import Row, RowReader, Source, open_source
+from .sources import FolderSource, Row, RowReader, Source, duplicate_ids, open_source
 
 if TYPE_CHECKING:
     from ..classifier import Classifier
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 # Rows per shard and per chunk: a text shard is about a minute of work on two cores, a file
 # shard a few minutes of decoding; a chunk is what is held in memory at once.
 SHARD_ROWS = {"text": 200_000, "files": 10_000}
+logger = logging.getLogger(__name__)
 CHUNK_ROWS = {"text": 8192, "files": 256}
 
 
@@ -67,6 +69,8 @@ class RunSummary:
     resumed: int
     seconds: float
     complete: bool
+    # Ids found on more than one row of the input: how many, and the first few.
+    duplicate_ids: tuple[int, list[str]] = (0, [])
 
     @property
     def items_per_second(self) -> float:
@@ -156,24 +160,34 @@ def open_run(classifier: Classifier, source: Any, output: str | Path, *, output_
     total = reader_source.count()
     if total == 0:
         raise DataError(f"{reader_source.name}: no rows")
+    reader = RowReader(reader_source, data)
+    duplicates = (0, [])
+    # A folder's ids are its file paths, unique; a Python iterable can be read only once.
+    if reader_source.fingerprint() is not None and not isinstance(reader_source, FolderSource):
+        duplicates = duplicate_ids(reader_source, reader)
+        if duplicates[0]:
+            logger.warning("%s: %d ids occur on more than one row (first: %s); every row is scored and written "
+                           "in input order", reader_source.name, duplicates[0], ", ".join(map(repr, duplicates[1])))
     identity = RunIdentity(
         input=reader_source.name, input_fingerprint=reader_source.fingerprint(),
         checkpoint_fingerprint=classifier.fingerprint(), shard_size=shard_size,
         output_format=output_format,
         fields={"inputs": data.input_columns, "id": data.id_field})
-    claim_output(output, identity, overwrite and rank == 0)
-    return _Run(classifier, reader_source, total, RowReader(reader_source, data), output, output_format, shard_size,
-                chunk_size, rank, world_size, None if shards is None else set(shards))
+    claim_output(output, identity, overwrite and rank == 0,
+                 notes={"duplicate_ids": {"count": duplicates[0], "examples": duplicates[1]}} if duplicates[0] else {})
+    return _Run(classifier, reader_source, total, reader, output, output_format, shard_size, chunk_size, rank,
+                world_size, None if shards is None else set(shards), duplicates)
 
 
 class _Run:
     def __init__(self, classifier: Classifier, source: Source, total: int | None, reader: RowReader, output: Path,
                  output_format: OutputFormat, shard_size: int, chunk_size: int, rank: int, world_size: int,
-                 only: set[int] | None) -> None:
+                 only: set[int] | None, duplicates: tuple[int, list[str]] = (0, [])) -> None:
         self.classifier, self.source, self.reader, self.output = classifier, source, reader, output
         self.total = total  # rows of the input, when the source can tell without reading it
         self.output_format, self.shard_size, self.chunk_size = output_format, shard_size, chunk_size
         self.rank, self.world_size, self.only = rank, world_size, only
+        self.duplicates = duplicates
         self.done = set(finished_shards(output, output_format))
         self.rows = 0
 
@@ -239,7 +253,7 @@ class _Run:
             bar.close()
         seconds = time.perf_counter() - started
         complete = self.close_manifest()
-        return RunSummary(str(self.output), self.rows, scored, errors, resumed, seconds, complete)
+        return RunSummary(str(self.output), self.rows, scored, errors, resumed, seconds, complete, self.duplicates)
 
     def scored_chunk(self, rows: list[Row], result: RunResult) -> ScoredChunk:
         """The runner's result for a chunk's readable rows, merged with the rows that had no input."""

@@ -13,10 +13,12 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
+
+from ..config import ConfigError
 
 if TYPE_CHECKING:
     from ..models.base import ModerationModel
@@ -62,11 +64,86 @@ def export_onnx(model: torch.nn.Module, batch: dict[str, torch.Tensor], forward:
     return buffer.getvalue()
 
 
+def _graph_tensors(graph: Any) -> Iterator[Any]:
+    """Every tensor a graph stores: initializers, sparse ones, node attributes, subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        yield from _attribute_tensors(node)
+
+
+def _attribute_tensors(node: Any) -> Iterator[Any]:
+    for attribute in node.attribute:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        for sparse in [attribute.sparse_tensor] * attribute.HasField("sparse_tensor") + list(attribute.sparse_tensors):
+            yield from (sparse.values, sparse.indices)
+        for subgraph in [attribute.g] * attribute.HasField("g") + list(attribute.graphs):
+            yield from _graph_tensors(subgraph)
+
+
+def external_data(model: Any) -> list[tuple[Any, str]]:
+    """(tensor, location) of every tensor of an ONNX ModelProto whose values live in another file."""
+    import onnx
+
+    tensors = list(_graph_tensors(model.graph))
+    for function in model.functions:
+        for node in function.node:
+            tensors += _attribute_tensors(node)
+    found = []
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+            found.append((tensor, next((entry.value for entry in tensor.external_data if entry.key == "location"), "")))
+    return found
+
+
+def self_contained(graph: bytes) -> bytes:
+    """``graph`` after checking that it reads no other file. ONNX Runtime resolves a tensor's
+    external data against the working directory when a graph comes as bytes, so a checkpoint's
+    graph could read any file the process can: such graphs are refused."""
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("model: checking an ONNX graph needs onnx (pip install 'modelkit[onnx]')") from None
+    try:
+        model = onnx.load_model_from_string(graph)
+    except Exception as err:  # protobuf's DecodeError and others
+        raise ConfigError(f"model: not an ONNX graph ({err})") from None
+    outside = external_data(model)
+    if outside:
+        raise ConfigError(f"model: the ONNX graph keeps tensor {outside[0][0].name!r} as external data in "
+                          f"{outside[0][1]!r}; a stored graph must hold its own weights")
+    return graph
+
+
+def read_graph_file(path: str | Path) -> bytes:
+    """An .onnx file as one self-contained graph: tensors it keeps as external data are read from
+    files beside it (never from outside its folder, even through a link) and embedded."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
+
+    path = Path(path)
+    model = onnx.load_model(str(path), load_external_data=False)
+    folder = path.resolve().parent
+    for tensor, location in external_data(model):
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or ".." in Path(location).parts or folder not in target.parents:
+            raise ConfigError(f"model.path: {path} keeps tensor {tensor.name!r} as external data in {location!r}, "
+                              f"outside its folder {folder}; refused")
+    if external_data(model):
+        load_external_data_for_model(model, str(folder))
+    return model.SerializeToString()
+
+
 class OnnxSession:
-    """An ONNX Runtime session over a graph held in memory (never a path: no external data)."""
+    """An ONNX Runtime session over a graph held in memory (never a path; no external data)."""
 
     def __init__(self, graph: bytes, threads: int | None = None) -> None:
         import onnxruntime as ort
+
+        self_contained(graph)
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -98,11 +175,10 @@ def export_model(model: ModerationModel, batch: dict[str, torch.Tensor], opset: 
     return ExportedOnnxModel(config, model.num_labels, graph)
 
 
-def exported_session(model: ModerationModel, batch: dict[str, torch.Tensor]
-                     ) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
-    """``model`` running in ONNX Runtime, as a function of a batch (not a module, so that the
-    model holding it does not gain its graph as weights); None, with a warning, when export or
-    parity fails."""
+def exported_session(model: ModerationModel, batch: dict[str, torch.Tensor]) -> ExportedOnnxModel | None:
+    """``model`` exported to run in ONNX Runtime, checked against PyTorch on ``batch``; None,
+    with a warning, when export or parity fails. Hold it outside any module (a model that kept it
+    as an attribute would gain its graph as weights)."""
     try:
         exported = export_model(model, batch)
         with torch.inference_mode():
@@ -116,25 +192,25 @@ def exported_session(model: ModerationModel, batch: dict[str, torch.Tensor]
     if not gap <= PARITY_TOLERANCE * max(1.0, float(np.max(np.abs(eager))) if eager.size else 1.0):
         logger.warning("ONNX export of %s differs from PyTorch by %.2g, running it in PyTorch", type(model).__name__, gap)
         return None
-    return lambda batch: exported(**batch)
+    return exported
 
 
 # modelkit export promises this much (max abs logit difference) on inputs it did not trace.
 EXPORT_TOLERANCE = 1e-4
 
 
-def export_checkpoint(directory: str | Path, output: str | Path, opset: int = 17) -> tuple[Path, float]:
+def export_checkpoint(directory: str | Path, output: str | Path, opset: int = 17,
+                      overwrite: bool = False) -> tuple[Path, float]:
     """Export a checkpoint's model to ONNX as a new checkpoint directory (model ``exported_onnx``,
     same processor, taxonomy, thresholds and calibration). Returns the directory and the largest
-    logit difference from PyTorch on inputs other than those traced, which must be <= 1e-4."""
-    from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-    from ..config import ConfigError
+    logit difference from PyTorch on inputs other than those traced, which must be <= 1e-4.
+    ``output`` must be a new or empty folder unless ``overwrite``; it is written whole or not at
+    all (:func:`~modelkit.checkpoint.write_checkpoint_folder`)."""
+    from ..checkpoint import Checkpoint, load_checkpoint, write_checkpoint_folder
 
     if not onnxruntime_available():
         raise ConfigError("export: needs onnx and onnxruntime (pip install 'modelkit[onnx]')")
     output = Path(output)
-    if output.resolve() == Path(directory).resolve():
-        raise ConfigError(f"export: the output {output} is the checkpoint itself; give a new folder")
     checkpoint = load_checkpoint(directory)
     model, processor = checkpoint.model.eval(), checkpoint.processor.eval()
     if model.scores_parts or model.registry_name in ("ensemble", "exported_onnx"):
@@ -150,6 +226,6 @@ def export_checkpoint(directory: str | Path, output: str | Path, opset: int = 17
                           "not written")
     extra = {**checkpoint.extra, "exported_from": {"model": model.registry_name, "checkpoint": str(directory),
                                                    "onnx_opset": opset, "max_abs_logit_gap": gap}}
-    save_checkpoint(output, Checkpoint(exported, processor, checkpoint.policy, checkpoint.metrics, extra,
-                                       checkpoint.calibration))
+    write_checkpoint_folder(output, Checkpoint(exported, processor, checkpoint.policy, checkpoint.metrics, extra,
+                                               checkpoint.calibration), source=directory, overwrite=overwrite)
     return output, gap

@@ -96,4 +96,4 @@ def predict_files_with_ray(
         errors = sum(row["errors"] for row in done)
     complete = run.close_manifest()
     return RunSummary(str(output), run.rows, scored, errors, run.rows - scored, time.perf_counter() - started,
-                      complete)
+                      complete, run.duplicates)

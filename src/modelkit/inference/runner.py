@@ -7,18 +7,19 @@ torch sees one, else the CPU.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Mapping
+import multiprocessing as mp
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
 from ..models.base import ModerationModel
-from ..processing import InputError, Processor, check_inputs
+from ..processing import InputError, Processor, check_input
 from .onnx import exported_session, onnxruntime_available
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -58,6 +59,7 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
 
 
 Backend = Literal["auto", "torch", "onnx"]
+NON_FINITE = "the model gave a non-finite score (NaN or infinity) for this input; it is not scored"
 OnError = Literal["raise", "record"]
 
 
@@ -80,36 +82,98 @@ class RunResult:
     timelines: list[Timeline | None]
 
 
-class _Requests:
-    """The batch sampler of a persistent loader: the batches of the chunk being scored, each a
-    list of ``(position, raw value)`` pairs. The values themselves travel to the workers, so the
-    workers outlive chunks and never hold the input."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[tuple[int, Any]]] = []
-
-    def __iter__(self):
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
+def check_input_list(inputs: Any) -> None:
+    """A TypeError saying what a list of inputs is, unless ``inputs`` is one (a single text or
+    record is the mistake most often made)."""
+    if isinstance(inputs, (str, bytes, Mapping)):
+        raise TypeError(f"expected a list of inputs, got a single {type(inputs).__name__}; wrap it in a list")
+    if not isinstance(inputs, Iterable):
+        raise TypeError(f"expected a list of inputs, got {'None' if inputs is None else type(inputs).__name__}")
 
 
-class _Passthrough(Dataset):
-    def __getitem__(self, request: tuple[int, Any]) -> tuple[int, Any]:
-        return request
+def _check_whole_number(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+
+
+class _Pieces(IterableDataset):
+    """The dataset of a persistent loader: each worker takes the inputs dealt to it through its
+    queue (``(position, raw value)``, ``None`` ending a chunk), cuts each into the processor's
+    pieces as it decodes them, and packs the pieces into batches. An input of any size (an hour
+    of video, a book) passes through a worker a batch at a time, so memory never holds more
+    than a batch of it; the values travel to the workers, which outlive chunks and never hold
+    the whole input."""
+
+    def __init__(self, processor: Processor, workers: int, batch_size: int, max_batch_tokens: int | None) -> None:
+        self.processor, self.batch_size, self.max_batch_tokens = processor, batch_size, max_batch_tokens
+        # mp.Queue, not SimpleQueue: a chunk's requests are all put before any worker reads.
+        self.queues = [mp.get_context("fork").Queue() for _ in range(workers)]
+        for queue in self.queues:  # a stream abandoned half-way must not keep the process from exiting
+            queue.cancel_join_thread()
+        self.local: list[tuple[int, Any]] = []  # the requests of the chunk, without workers
+
+    def deal(self, requests: list[tuple[int, Any]]) -> None:
+        """Hand out a chunk's requests, in turn, so every worker gets inputs of every size."""
+        if not self.queues:
+            self.local = requests
+            return
+        for index, queue in enumerate(self.queues):
+            for request in requests[index::len(self.queues)]:
+                queue.put(request)
+            queue.put(None)
+
+    def _requests(self) -> Iterator[tuple[int, Any]]:
+        info = get_worker_info()
+        if info is None:
+            yield from self.local
+            return
+        queue = self.queues[info.id]
+        while (request := queue.get()) is not None:
+            yield request
+
+    def __iter__(self) -> Iterator[_Prepared]:
+        processor = self.processor
+        cap = processor.max_batch_units
+        prepared, items, units, longest = _Prepared(), [], 0, 0
+        for position, value in self._requests():
+            try:
+                for item, evidence in processor.pieces(value):
+                    size, length = processor.piece_units(item), processor.length(item) or 0
+                    full = items and (len(items) == self.batch_size or (cap is not None and units + size > cap) or
+                                      (self.max_batch_tokens and (len(items) + 1) * max(longest, length, 1)
+                                       > self.max_batch_tokens))
+                    if full:
+                        yield prepared.close(processor, items)
+                        prepared, items, units, longest = _Prepared(), [], 0, 0
+                    items.append(item)
+                    prepared.owners.append(position)
+                    prepared.evidence.append(evidence)
+                    prepared.times.append(processor.timeline(item))
+                    units, longest = units + size, max(longest, length)
+                prepared.ended.append(position)
+            except (InputError, TypeError) as err:
+                prepared.failed.append((position, str(err)))
+        if items or prepared.ended or prepared.failed:
+            yield prepared.close(processor, items)
 
 
 @dataclass
 class _Prepared:
-    """One batch as a worker leaves it: the model input of the inputs that decoded, and why the
-    others did not."""
+    """One batch of pieces as a worker leaves it: the model input, the input each piece is part of
+    and what it shows, the inputs whose last piece came with it or before, and the inputs that
+    could not be read (why)."""
 
-    positions: list[int]
-    evidence: list[dict[str, Any] | None]
-    times: list[np.ndarray | None]
-    failed: list[tuple[int, str]]
-    batch: dict[str, torch.Tensor] | None
+    owners: list[int] = field(default_factory=list)
+    evidence: list[dict[str, Any] | None] = field(default_factory=list)
+    times: list[np.ndarray | None] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    batch: dict[str, torch.Tensor] | None = None
+
+    def close(self, processor: Processor, items: list[Any]) -> _Prepared:
+        if items:
+            self.batch = processor.collate(items)
+        return self
 
     def pin_memory(self) -> _Prepared:
         """Called by the loader's pinning thread on CUDA, so host-to-device copies run async."""
@@ -118,33 +182,26 @@ class _Prepared:
         return self
 
 
-def _prepare(processor: Processor, requests: list[tuple[int, Any]]) -> _Prepared:
-    """Decode and collate one batch (in a DataLoader worker); a bad input becomes its message."""
-    prepared = _Prepared([], [], [], [], None)
-    items = []
-    for position, value in requests:
-        try:
-            item = processor.decode(value)
-        except (InputError, TypeError) as err:
-            prepared.failed.append((position, str(err)))
-            continue
-        prepared.positions.append(position)
-        prepared.evidence.append(processor.evidence(item))
-        prepared.times.append(processor.timeline(item))
-        items.append(item)
-    if items:
-        prepared.batch = processor.collate(items)
-    return prepared
+@dataclass
+class _Partial:
+    """An input whose pieces span batches: its part logits, part times and evidence so far."""
+
+    logits: list[np.ndarray] = field(default_factory=list)
+    times: list[np.ndarray] = field(default_factory=list)
+    evidence: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 class Runner:
     """Scores raw inputs with a model and its processor, in batches, on one device.
 
-    Inputs are batched by size when the processor knows one (text length), so padded models
-    waste little compute; results come back in input order. ``num_workers`` decode in
-    DataLoader worker processes (images). ``precision="auto"`` runs bf16 autocast on CUDA and
-    full precision elsewhere. ``backend="auto"`` runs models that say they are faster that way
-    (convolutional image models) in ONNX Runtime on the CPU, everything else in PyTorch.
+    The processor cuts each input into pieces (one for most; windows of frames for a video,
+    spans of a long text), the model scores the parts of every piece (text windows, frames)
+    and pools an input's parts into its logits once its last piece is in. Inputs are batched by
+    size when the processor knows one (text length), so padded models waste little compute;
+    results come back in input order. ``num_workers`` decode in DataLoader worker processes.
+    ``precision="auto"`` runs bf16 autocast on CUDA and full precision elsewhere.
+    ``backend="auto"`` runs models that say they are faster that way (convolutional image
+    models) in ONNX Runtime on the CPU, everything else in PyTorch.
     """
 
     def __init__(self, model: ModerationModel, processor: Processor, device: str | torch.device | None = None,
@@ -161,13 +218,13 @@ class Runner:
         self.processor = processor
         self.precision = precision
         self.backend = backend
-        self._session: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
+        self._session: ModerationModel | None = None
         self._onnx_failed = False
         self._compiled: Any = None
 
     def compile(self) -> None:
         """Run the PyTorch model through ``torch.compile`` (the first batches wait for compilation)."""
-        self._compiled = torch.compile(self.model)
+        self._compiled = torch.compile(self.model.part_logits)
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # Batches come pinned from the loader on CUDA, so the copies overlap the previous batch.
@@ -188,38 +245,8 @@ class Runner:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=_AUTOCAST[precision])
 
-    def plan_batches(self, values: Sequence[Any], batch_size: int, max_batch_tokens: int | None = None
-                     ) -> list[list[int]]:
-        """Positions of ``values`` grouped into batches. Inputs the processor can size (texts) are
-        sorted by length, so padded models waste little compute, and a batch closes when it
-        would pass ``max_batch_tokens`` padded units (its size times its longest input)."""
-        batch_size = self.processor.batch_size(batch_size)
-        lengths = [self.processor.length(value) for value in values]
-        if not values or any(length is None for length in lengths):
-            return [list(range(start, min(start + batch_size, len(values))))
-                    for start in range(0, len(values), batch_size)]
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for position in np.argsort(lengths, kind="stable").tolist():
-            padded = (len(current) + 1) * max(lengths[position], 1)
-            if current and (len(current) == batch_size or (max_batch_tokens and padded > max_batch_tokens)):
-                batches.append(current)
-                current = []
-            current.append(position)
-        if current:
-            batches.append(current)
-        return batches
-
-    def _forward_parts(self, batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Input logits, and each input's part logits."""
-        batch = self._to_device(batch)
-        with self._autocast():
-            logits, part_logits, rows = self.model(**batch, with_parts=True)
-        counts = torch.bincount(rows, minlength=len(logits)).tolist()
-        parts = [part.float().cpu().numpy() for part in torch.split(part_logits, counts)]
-        return logits.float().cpu().numpy(), parts
-
-    def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    def _part_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's part logits for a batch of pieces (float32) and the piece of each part."""
         if self.uses_onnx:
             if self._session is None:
                 self._session = exported_session(self.model, batch)
@@ -228,21 +255,37 @@ class Runner:
                         raise ConfigError("backend onnx: this model does not export to ONNX (see the log)")
                     self._onnx_failed = True
             if self._session is not None:
-                return self._session(batch).numpy()
+                logits, rows = self._session.part_logits(**batch)
+                return logits.float(), rows
         batch = self._to_device(batch)
         with self._autocast():
-            return (self._compiled or self.model)(**batch).float().cpu().numpy()
+            logits, rows = (self._compiled or self.model.part_logits)(**batch)
+        return logits.float(), rows
+
+    def _pool(self, logits: torch.Tensor, rows: torch.Tensor) -> np.ndarray:
+        with self._autocast():
+            return self.model.pool_parts(logits.to(self.device), rows.to(self.device)).float().cpu().numpy()
 
     def _values(self, chunk: Sequence[Any], failed: dict[int, str], strict: bool) -> list[tuple[int, Any]]:
-        """``(position, value)`` of each raw input whose value the processor can find."""
+        """``(position, value)`` of each raw input whose value the processor can find, longest last
+        when the processor can size them (similar sizes batch together). ``strict``: the first
+        input that is not one of the modality's raises, naming its position."""
         values = []
         for position, raw in enumerate(chunk):
             try:
-                values.append((position, self.processor.value_of(raw)))
+                value = self.processor.value_of(raw)
+                problem = check_input(self.processor.modality, value) if strict else None
+                if problem is not None:
+                    raise TypeError(problem)
             except TypeError as err:
                 if strict:
                     raise TypeError(f"input {position}: {err}") from None
                 failed[position] = str(err)
+            else:
+                values.append((position, value))
+        lengths = [self.processor.length(value) for _, value in values]
+        if values and all(length is not None for length in lengths):
+            values = [values[i] for i in np.argsort(lengths, kind="stable")]
         return values
 
     def stream(self, chunks: Iterable[Sequence[Any]], batch_size: int = 256, num_workers: int = 0,
@@ -252,64 +295,101 @@ class Runner:
 
         One loader serves the whole stream: ``num_workers`` processes decode and collate batches
         (images, n-gram features) while the model runs, and live across chunks, so a chunk costs
-        no worker start-up. ``progress`` is called with the number of inputs of each batch done.
+        no worker start-up. A batch closes at ``batch_size`` pieces, at the processor's
+        :attr:`~modelkit.processing.Processor.max_batch_units`, or when its size times its longest
+        piece would pass ``max_batch_tokens``. ``progress`` is called with the number of inputs
+        finished.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        _check_whole_number("batch_size", batch_size, 1)
+        _check_whole_number("num_workers", num_workers, 0)
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
         if max_batch_tokens is None and self.device.type == "cpu":
             max_batch_tokens = self.processor.cpu_batch_tokens
-        requests = _Requests()
-        loader = DataLoader(_Passthrough(), batch_sampler=requests, num_workers=num_workers,
-                            collate_fn=partial(_prepare, self.processor), persistent_workers=num_workers > 0,
-                            pin_memory=self.device.type == "cuda")
+        pieces = _Pieces(self.processor, num_workers, batch_size, max_batch_tokens)
+        loader = DataLoader(pieces, batch_size=None, num_workers=num_workers, persistent_workers=num_workers > 0,
+                            pin_memory=self.device.type == "cuda",
+                            multiprocessing_context="fork" if num_workers else None)
         with torch.inference_mode():
             for chunk in chunks:
                 failed: dict[int, str] = {}
                 values = self._values(chunk, failed, strict=on_error == "raise")
-                if on_error == "raise":
-                    check_inputs(self.processor.modality, [value for _, value in values])
-                plan = self.plan_batches([value for _, value in values], batch_size, max_batch_tokens)
-                requests.batches = [[values[i] for i in batch] for batch in plan]
                 result = RunResult(np.full((len(chunk), self.model.num_labels), np.nan, dtype=np.float32),
                                    [failed.get(i) for i in range(len(chunk))], [None] * len(chunk),
                                    [None] * len(chunk))
                 if progress is not None and failed:
                     progress(len(failed))
-                for prepared in loader if requests.batches else ():
-                    self._score(prepared, result, on_error)
-                    if progress is not None:
-                        progress(len(prepared.positions) + len(prepared.failed))
+                if values:
+                    pieces.deal(values)
+                    partial: dict[int, _Partial] = {}
+                    for prepared in loader:
+                        self._score(prepared, result, partial, on_error)
+                        if progress is not None:
+                            progress(len(prepared.ended) + len(prepared.failed))
                 yield result
 
-    def _score(self, prepared: _Prepared, result: RunResult, on_error: OnError) -> None:
+    def _score(self, prepared: _Prepared, result: RunResult, partial: dict[int, _Partial], on_error: OnError) -> None:
+        """Score a batch of pieces into ``result``: inputs that are whole in it are pooled at once,
+        pieces of longer inputs wait in ``partial`` until their input's last piece comes."""
+        if prepared.batch is not None:
+            logits, rows = self._part_logits(prepared.batch)
+            ended = set(prepared.ended)
+            timed = any(times is not None for times in prepared.times)
+            if not timed and all(owner in ended and owner not in partial for owner in prepared.owners):
+                # The common case: every input whole in this batch, pooled in one call. Pieces
+                # come grouped by input; number the inputs in that order for the pooling.
+                grouped: dict[int, list[dict[str, Any] | None]] = {}
+                for owner, evidence in zip(prepared.owners, prepared.evidence):
+                    grouped.setdefault(owner, []).append(evidence)
+                inputs = list(grouped)
+                numbers = {owner: number for number, owner in enumerate(inputs)}
+                local = torch.tensor([numbers[owner] for owner in prepared.owners], dtype=torch.int64)
+                result.logits[inputs] = self._pool(logits, local.to(rows.device)[rows])
+                for owner, evidence in grouped.items():
+                    result.evidence[owner] = self.processor.merge_evidence(evidence)
+            else:
+                counts = torch.bincount(rows.cpu(), minlength=len(prepared.owners)).tolist()
+                for piece, part in enumerate(torch.split(logits.cpu(), counts)):
+                    entry = partial.setdefault(prepared.owners[piece], _Partial())
+                    entry.logits.append(part.numpy())
+                    entry.evidence.append(prepared.evidence[piece])
+                    if prepared.times[piece] is not None:
+                        entry.times.append(prepared.times[piece])
+        for position in prepared.ended:
+            entry = partial.pop(position, None)
+            if entry is not None:
+                self._finish(position, entry, result)
         for position, error in prepared.failed:
+            partial.pop(position, None)
             if on_error == "raise":
                 raise InputError(f"input {position}: {error}")
             result.errors[position] = error
-        if prepared.batch is None:
-            return
-        index = prepared.positions
-        for position, evidence in zip(index, prepared.evidence):
-            result.evidence[position] = evidence
-        if self.model.scores_parts:
-            result.logits[index], parts = self._forward_parts(prepared.batch)
-            for position, times, part_logits in zip(index, prepared.times, parts):
-                result.timelines[position] = Timeline(times, part_logits)
-        else:
-            result.logits[index] = self._forward(prepared.batch)
+        # An overflow in the model is no verdict: a NaN compares below every threshold and would pass.
+        for position in set(prepared.ended) - {p for p, _ in prepared.failed}:
+            if not np.isfinite(result.logits[position]).all():
+                if on_error == "raise":
+                    raise InputError(f"input {position}: {NON_FINITE}")
+                result.errors[position] = NON_FINITE
+
+    def _finish(self, position: int, entry: _Partial, result: RunResult) -> None:
+        """Pool the parts of an input whose last piece has been scored."""
+        parts = np.concatenate(entry.logits)
+        result.logits[position] = self._pool(torch.from_numpy(parts), torch.zeros(len(parts), dtype=torch.int64))[0]
+        result.evidence[position] = self.processor.merge_evidence(entry.evidence)
+        if entry.times:
+            result.timelines[position] = Timeline(np.concatenate(entry.times), parts)
 
     def run(self, inputs: Sequence[Any], batch_size: int = 256, num_workers: int = 0, progress: bool = False,
             on_error: OnError = "raise", max_batch_tokens: int | None = None) -> RunResult:
         """Score ``inputs``. A bad input raises (TypeError for a wrong type, InputError for one that
         cannot be decoded) naming its position, or with ``on_error="record"`` gets a NaN row and
         its message in :attr:`RunResult.errors`."""
-        if isinstance(inputs, (str, bytes)):
-            raise TypeError(f"expected a list of inputs, got a single {type(inputs).__name__}; wrap it in a list")
+        check_input_list(inputs)
         inputs = list(inputs)
+        _check_whole_number("batch_size", batch_size, 1)
+        _check_whole_number("num_workers", num_workers, 0)
         # Starting workers costs about 0.4 s: not worth it for a single batch.
-        workers = num_workers if len(inputs) > self.processor.batch_size(batch_size) else 0
+        workers = num_workers if len(inputs) > batch_size else 0
         with tqdm(total=len(inputs), unit="item", disable=not progress, desc="predict") as bar:
             return next(self.stream([inputs], batch_size, workers, max_batch_tokens, on_error, bar.update))
 

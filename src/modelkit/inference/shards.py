@@ -15,6 +15,7 @@ reads either back as dicts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -113,8 +114,10 @@ class RunIdentity:
                 "format": self.output_format, "fields": self.fields}
 
 
-def claim_output(output: Path, identity: RunIdentity, overwrite: bool) -> dict[str, Any]:
-    """Create ``output``'s manifest, or check that the one there is this run's; returns it.
+def claim_output(output: Path, identity: RunIdentity, overwrite: bool, notes: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Create ``output``'s manifest (with ``notes`` about the input, such as duplicate ids), or
+    check that the one there is this run's; returns it.
 
     Refused: a folder with other files and no manifest, a manifest of another input, checkpoint,
     shard size or format, and continuing the output of an input whose content cannot be known
@@ -147,13 +150,13 @@ def claim_output(output: Path, identity: RunIdentity, overwrite: bool) -> dict[s
         raise OutputFolderError(f"output {output}: the folder has other files and no {MANIFEST}; give a new or "
                                 "empty folder")
     output.mkdir(parents=True, exist_ok=True)
-    manifest = {**wanted, "complete": False}
+    manifest = {**wanted, **(notes or {}), "complete": False}
     try:  # several processes (one per GPU) may start at once: the first one's manifest wins
         temporary = output / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
         temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.link(temporary, manifest_path)
     except FileExistsError:
-        return claim_output(output, identity, overwrite=False)
+        return claim_output(output, identity, overwrite=False, notes=notes)
     finally:
         temporary.unlink(missing_ok=True)
     return manifest
@@ -181,23 +184,43 @@ class ShardWriter:
         self.rows = 0
         self.errors = 0
         self._writer: Any = None
-        if output_format == "jsonl":
-            self._handle = open(self.temporary, "w", encoding="utf-8")
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        self._handle: Any = None
+        try:
+            with self._writing():
+                if output_format == "jsonl":
+                    self._handle = open(self.temporary, "w", encoding="utf-8")
+                else:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
 
-            fields = [pa.field("id", pa.string())]
-            fields += [pa.field(f"score_{category}", pa.float32()) for category in categories]
-            fields += [pa.field("labels", pa.list_(pa.string())), pa.field("evidence", pa.string())]
-            fields += [pa.field("segments", pa.string())] if with_segments else []
-            fields += [pa.field("error", pa.string())]
-            self._schema = pa.schema(fields)
-            self._writer = pq.ParquetWriter(self.temporary, self._schema, compression="zstd")
+                    fields = [pa.field("id", pa.string())]
+                    fields += [pa.field(f"score_{category}", pa.float32()) for category in categories]
+                    fields += [pa.field("labels", pa.list_(pa.string())), pa.field("evidence", pa.string())]
+                    fields += [pa.field("segments", pa.string())] if with_segments else []
+                    fields += [pa.field("error", pa.string())]
+                    self._schema = pa.schema(fields)
+                    self._writer = pq.ParquetWriter(self.temporary, self._schema, compression="zstd")
+        except BaseException:
+            self.abandon()
+            raise
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (a full disk, a read-only folder) as an error that names the shard and
+        says what to do: the finished shards stay, and the same command carries on from them."""
+        try:
+            yield
+        except OSError as err:
+            raise OSError(err.errno, f"{err.strerror or err}; the shards finished so far are kept: rerun the same "
+                          "command to continue", str(self.final)) from None
 
     def write(self, chunk: ScoredChunk) -> None:
         self.rows += len(chunk.ids)
         self.errors += sum(error is not None for error in chunk.errors)
+        with self._writing():
+            self._write(chunk)
+
+    def _write(self, chunk: ScoredChunk) -> None:
         if self.output_format == "jsonl":
             self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk.records()))
             return
@@ -206,7 +229,7 @@ class ShardWriter:
         def as_json(values: list[Any]) -> list[str | None]:
             return [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
 
-        columns: dict[str, Any] = {"id": [str(row_id) for row_id in chunk.ids]}
+        columns: dict[str, Any] = {"id": chunk.ids}  # text already (sources.id_text), None where unknown
         for column, category in enumerate(self.categories):
             scores = chunk.scores[:, column]
             columns[f"score_{category}"] = pa.array(scores, mask=np.isnan(scores), type=pa.float32())
@@ -218,16 +241,18 @@ class ShardWriter:
         self._writer.write_table(pa.table(columns, schema=self._schema))
 
     def finish(self) -> Path:
-        if self.output_format == "jsonl":
-            self._handle.close()
-        else:
-            self._writer.close()
-        _sync_rename(self.temporary, self.final)
+        with self._writing():
+            (self._handle or self._writer).close()
+            _sync_rename(self.temporary, self.final)
         return self.final
 
     def abandon(self) -> None:
+        """Close and remove the temporary file (after an error: closing may fail again)."""
         try:
-            self._handle.close() if self.output_format == "jsonl" else self._writer.close()
+            if self._handle is not None or self._writer is not None:
+                (self._handle or self._writer).close()
+        except OSError:
+            pass
         finally:
             self.temporary.unlink(missing_ok=True)
 

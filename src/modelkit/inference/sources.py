@@ -9,16 +9,20 @@ is never continued with a different input.
 
 from __future__ import annotations
 
+import array
 import csv
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..data.records import FORMATS, DataConfig, DataError, resolve_path
+import numpy as np
+
+from ..data.records import FORMATS, DataConfig, DataError, resolve_path, starts_with_array, utf8_start
 from ..processing import check_input, get_modality
 
 try:  # four times faster than json on JSON lines, which parsing dominates for short texts
@@ -85,6 +89,10 @@ class _FileSource(Source):
 class JsonlSource(_FileSource):
     """One JSON object per line; a blank or broken line is a row too (an error record)."""
 
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.start = utf8_start(path)
+
     def count(self) -> int:
         lines, last = 0, b"\n"
         with open(self.path, "rb") as handle:
@@ -95,22 +103,53 @@ class JsonlSource(_FileSource):
 
     def raw_rows(self) -> Iterator[bytes]:
         with open(self.path, "rb") as handle:
+            handle.seek(self.start)
             yield from handle
 
     def parse(self, raw: bytes) -> Any:
-        if not raw.strip():
-            raise RowError("empty line")
+        return parse_json_line(raw)
+
+
+def parse_json_line(raw: bytes) -> Any:
+    """One JSON line, or a :class:`RowError` saying why it is not one."""
+    if not raw.strip():
+        raise RowError("empty line")
+    try:
+        return _loads(raw)
+    except ValueError:
+        pass
+    # Parse the rare bad line again with the standard library, for its message.
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as err:
+        raise RowError(f"not UTF-8 text ({err.reason})") from None
+    except json.JSONDecodeError as err:
+        raise RowError(f"not a JSON line ({err})") from None
+    except RecursionError:
+        raise RowError("JSON nested too deeply") from None
+
+
+class JsonArraySource(_FileSource):
+    """A .json file holding one array of rows. It is parsed whole (an array has no lines to
+    stream), so it must fit in memory; write JSON lines for large inputs."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
         try:
-            return _loads(raw)
-        except ValueError:
-            pass
-        # Parse the rare bad line again with the standard library, for its message.
-        try:
-            return json.loads(raw)
-        except UnicodeDecodeError as err:
-            raise RowError(f"not UTF-8 text ({err.reason})") from None
-        except json.JSONDecodeError as err:
-            raise RowError(f"not a JSON line ({err})") from None
+            rows = json.loads(path.read_bytes()[utf8_start(path):])
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DataError(f"{path}: not a JSON array of rows ({err})") from None
+        except RecursionError:
+            raise DataError(f"{path}: JSON nested too deeply") from None
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: expected a JSON array of rows, got {type(rows).__name__}")
+        self.rows = rows
+
+    def count(self) -> int:
+        return len(self.rows)
+
+    def raw_rows(self) -> Iterator[Any]:
+        return iter(self.rows)
 
 
 class CsvSource(_FileSource):
@@ -118,10 +157,11 @@ class CsvSource(_FileSource):
 
     def __init__(self, path: Path, column_types: dict[str, str] | None) -> None:
         super().__init__(path)
+        utf8_start(path)  # refuses UTF-16 and UTF-32; a UTF-8 mark is skipped by utf-8-sig
         self.column_types = column_types or {}
 
     def raw_rows(self) -> Iterator[dict[str, str]]:
-        with open(self.path, newline="", encoding="utf-8", errors="replace") as handle:
+        with open(self.path, newline="", encoding="utf-8-sig", errors="replace") as handle:
             yield from csv.DictReader(handle)
 
     def parse(self, raw: dict[str, str]) -> dict[str, Any]:
@@ -240,6 +280,8 @@ def open_source(source: Any, data: DataConfig, file_input: bool) -> Source:
             return CsvSource(path, data.column_types)
         if kind == "parquet":
             return ParquetSource(path, [*data.input_columns.values(), data.id_field or ""])
+        if path.suffix.lower() == ".json" and starts_with_array(path):
+            return JsonArraySource(path)
         return JsonlSource(path)
     if hasattr(source, "column_names") and hasattr(source, "_fingerprint"):
         files = [field for modality, field in data.input_columns.items() if get_modality(modality).files]
@@ -259,11 +301,30 @@ class Row:
     problem: str | None = None
 
 
+def id_text(value: Any) -> tuple[str | None, str | None]:
+    """A row's id as the text written to the output (``1`` and ``"1"`` are the same id), or why
+    the row has no usable id."""
+    if value is None:
+        return None, "id is missing (null)"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None, f"id must be a string or a number, got {type(value).__name__}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, f"id must be a string or a finite number, got {value}"
+    text = value if isinstance(value, str) else str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "id is not valid Unicode text"
+    return text, None
+
+
 class RowReader:
     """Raw rows -> :class:`Row`: the id, the model's input field(s) with file paths resolved
-    against the source's folder, and the reason a row cannot be scored."""
+    against the source's folder, and the reason a row cannot be scored. A row without the id
+    field is known by its position (as text, like every id); a row whose id cannot be written
+    (null, an object) or that cannot be parsed is an error row without an id."""
 
-    def __init__(self, source: Source, data: DataConfig, folder_input: bool = False) -> None:
+    def __init__(self, source: Source, data: DataConfig) -> None:
         self.source = source
         self.columns = data.input_columns
         self.id_field = data.id_field
@@ -271,17 +332,31 @@ class RowReader:
             self.columns = {modality: "path" for modality in self.columns}
             self.id_field = "id"
 
+    def _id(self, index: int, row: Any) -> tuple[str | None, str | None]:
+        if not isinstance(row, Mapping) or not self.id_field or self.id_field not in row:
+            return str(index), None
+        return id_text(row[self.id_field])
+
+    def id_of(self, index: int, raw: Any) -> str | None:
+        """Just the id of a raw row (None when it has none), for the duplicate check."""
+        try:
+            return self._id(index, self.source.parse(raw))[0]
+        except RowError:
+            return None
+
     def __call__(self, index: int, raw: Any) -> Row:
         try:
             row = self.source.parse(raw)
         except RowError as err:
-            return Row(index, problem=f"row {index}: {err}")
+            return Row(None, problem=f"row {index}: {err}")
+        row_id, problem = self._id(index, row)
+        if problem is not None:
+            return Row(None, problem=f"row {index}: {problem}")
         if not isinstance(row, Mapping):
             if len(self.columns) > 1:
-                return Row(index, problem=f"row {index}: expected a record with fields "
-                                          f"{', '.join(self.columns.values())}, got {type(row).__name__}")
-            return self._checked(Row(index, {next(iter(self.columns)): row}))
-        row_id = row.get(self.id_field, index) if self.id_field else index
+                return Row(row_id, problem=f"row {index}: expected a record with fields "
+                                           f"{', '.join(self.columns.values())}, got {type(row).__name__}")
+            return self._checked(Row(row_id, {next(iter(self.columns)): row}))
         values = {}
         for modality, field in self.columns.items():
             if field not in row:
@@ -303,3 +378,29 @@ class RowReader:
         if len(row.value) == 1:
             row.value = next(iter(row.value.values()))
         return row
+
+
+def duplicate_ids(source: Source, reader: RowReader, examples: int = 5) -> tuple[int, list[str]]:
+    """How many ids occur on more than one row of ``source``, and the first few of them.
+
+    Ids are held as 8-byte hashes, so a pass over a hundred million rows needs under 1 GB; the
+    examples come from a second pass, made only when there are duplicates."""
+    hashes = array.array("Q")
+    for index, raw in enumerate(source.raw_rows()):
+        row_id = reader.id_of(index, raw)
+        if row_id is not None:
+            hashes.append(_id_hash(row_id))
+    values, counts = np.unique(np.frombuffer(hashes, dtype=np.uint64), return_counts=True)
+    repeated = set(values[counts > 1].tolist())
+    found: list[str] = []
+    for index, raw in enumerate(source.raw_rows()) if repeated else ():
+        row_id = reader.id_of(index, raw)
+        if row_id is not None and row_id not in found and _id_hash(row_id) in repeated:
+            found.append(row_id)
+            if len(found) == min(examples, len(repeated)):
+                break
+    return len(repeated), found
+
+
+def _id_hash(row_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(row_id.encode("utf-8"), digest_size=8).digest(), "little")

@@ -35,6 +35,15 @@ class MultiLabelHead(nn.Module):
         return self.layers(features)
 
 
+def whole_numbers(config: dict[str, Any], *names: str, defaults: dict[str, int] | None = None) -> list[int] | None:
+    """``config``'s values of ``names`` (``defaults`` where missing) when every one is a whole
+    number >= 0; None otherwise (the config's own validation reports what is wrong)."""
+    values = [config.get(name, (defaults or {}).get(name)) for name in names]
+    if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        return values
+    return None
+
+
 def pool_windows(logits: torch.Tensor, window_rows: torch.Tensor) -> torch.Tensor:
     """Per-input logits as the maximum over that input's windows.
 
@@ -94,6 +103,22 @@ class ModerationModel(nn.Module):
         or onnx). Models whose bulk is a sub-model that runs faster there (a video model's CNN
         frame model) export that part; whole-model export is :attr:`onnx_on_cpu`'s business."""
 
+    def part_logits(self, **batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of the parts the model scores, ``[parts, num_labels]``, and the batch input each
+        part belongs to (grouped, ascending): a text's windows, a video's frames; one part per
+        input for most models. ``forward`` is :meth:`pool_parts` of these; inference scores the
+        pieces of a long input a batch at a time and pools their parts once all are in."""
+        if self.pools_windows:
+            rows = batch.pop("window_rows")
+            return self.window_logits(**batch), rows
+        logits = self(**batch)
+        return logits, torch.arange(len(logits), device=logits.device)
+
+    def pool_parts(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Part logits -> one row per input: the maximum over an input's parts (a violation in any
+        part of it is a violation of the input)."""
+        return pool_windows(logits, rows)
+
     def window_logits(self, **batch: torch.Tensor) -> torch.Tensor:
         """Logits per window ``[windows, num_labels]`` from the batch without ``window_rows``, in
         operations an ONNX exporter knows (models with :attr:`pools_windows`)."""
@@ -113,6 +138,15 @@ class ModerationModel(nn.Module):
         """An untrained model of a stored architecture (weights are loaded after). Never reads
         any file: everything it needs is in ``config``."""
         return cls.build(from_dict(cls.config_class, config, where="config.json: model"), num_labels, processor)
+
+    @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> int | None:
+        """A lower bound on the number of weights a stored ``config`` builds (None: no bound known).
+
+        Checked against the weights file before the model is built, so that a config edited to say
+        ``embed_dim: 1000000000`` is refused instead of allocating what it says. A bound, not an
+        estimate: it must never exceed what an honest config builds."""
+        return None
 
     @classmethod
     def split_legacy_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -22,7 +22,7 @@ from torch import nn
 from ..config import ConfigError, from_dict
 from ..processing import Processor, create_processor, processor_from_config, register_processor
 from .base import ModerationModel
-from .registry import get_model_class, register_model
+from .registry import get_model_class, register_model, stored_minimum_parameters
 
 _SEPARATOR = "."
 
@@ -85,6 +85,10 @@ class EnsembleProcessor(Processor):
 
     def length(self, raw: Any) -> int | None:
         return self.members[0].length(raw)
+
+    def evidence(self, item: tuple) -> dict[str, Any] | None:
+        return next((evidence for member, part in zip(self.members, item)
+                     if (evidence := member.evidence(part)) is not None), None)
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, "members": [m.to_config() for m in self.members]}
@@ -183,6 +187,15 @@ class EnsembleModel(ModerationModel):
             member_class = get_model_class(str(member_config.pop("name")))
             members.append(member_class.from_checkpoint(member_config, num_labels, member_processor))
         return cls(parsed, num_labels, members)
+
+    @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> int | None:
+        members = config.get("members")
+        if not isinstance(members, list) or not isinstance(processor, EnsembleProcessor) or \
+                len(members) != len(processor.members):
+            return None
+        return sum(stored_minimum_parameters(member, num_labels, member_processor) or 0
+                   for member, member_processor in zip(members, processor.members))
 
     @classmethod
     def split_legacy_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

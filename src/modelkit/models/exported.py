@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
-from .base import ModerationModel, pool_windows
+from .base import ModerationModel, pool_windows, whole_numbers
 from .registry import register_model
 
 
@@ -50,9 +50,17 @@ class ExportedOnnxModel(ModerationModel):
         self.register_buffer("graph", torch.from_numpy(buffer))
         self._session: Any = None
 
+    @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Any) -> int | None:
+        sizes = whole_numbers(config, "graph_bytes")
+        return None if sizes is None else sizes[0]
+
     def _load_from_state_dict(self, *args, **kwargs) -> None:
+        from ..inference.onnx import self_contained
+
         super()._load_from_state_dict(*args, **kwargs)
         self._session = None  # a new graph arrived
+        self_contained(self.graph.cpu().numpy().tobytes())  # refused at load, not at the first input
 
     def session(self):
         if self._session is None:
@@ -65,10 +73,12 @@ class ExportedOnnxModel(ModerationModel):
         return self._session
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        return pool_windows(*self.part_logits(**batch))
+
+    def part_logits(self, **batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         missing = [name for name in self.config.inputs if name not in batch]
         if missing:
             raise ConfigError(f"model: the exported graph reads {missing}, which the processor's batch lacks")
         logits = torch.from_numpy(self.session()({name: batch[name].cpu() for name in self.config.inputs}))
-        if self.config.pools_windows:
-            logits = pool_windows(logits, batch["window_rows"].cpu())
-        return logits.to(self.graph.device)
+        rows = batch["window_rows"].cpu() if self.config.pools_windows else torch.arange(len(logits))
+        return logits.to(self.graph.device), rows.to(self.graph.device)

@@ -29,6 +29,15 @@ def get_model_class(name: str) -> type[ModerationModel]:
     return _MODELS.get(name)
 
 
+def stored_minimum_parameters(stored: Any, num_labels: int, processor: Processor | None) -> int | None:
+    """The lower bound on the weights of a stored model config (``name`` + fields): a composite's
+    member, or None when the config is not one."""
+    if not isinstance(stored, dict):
+        return None
+    config = {key: value for key, value in stored.items() if key != "name"}
+    return get_model_class(str(stored.get("name", ""))).minimum_parameters(config, num_labels, processor)
+
+
 def create_model(name: str, taxonomy: Taxonomy | int, processor: Processor | None = None, **config: Any) -> ModerationModel:
     """Build a fresh model scoring every category of ``taxonomy`` (or ``taxonomy`` labels).
 

@@ -24,16 +24,19 @@ class NgramFeatureConfig:
     word_ngram_max: int = 2
     # Where words come from: runs of letters/digits (space-separated scripts only), or a
     # dictionary segmenter that also splits Chinese into words (jieba, C++ build).
-    words: Literal["alnum", "jieba"] = "alnum"
-    # Pinyin channels: character n-grams of the text spelled in pinyin, and initials of
-    # Chinese character runs as words, so that "sha bi", "shabi", "sb" and the homophone 煞笔
-    # meet 傻逼 in feature space.
-    pinyin: bool = False
+    words: Literal["alnum", "jieba"] = "jieba"
+    # Pinyin channels: n-grams of the text spelled in pinyin, and initials of Chinese character
+    # runs as words, so that "sha bi", "shabi", "sb" and the homophone 煞笔 meet 傻逼 in feature
+    # space. On by default, against users who evade filters (needs words: jieba).
+    pinyin: bool = True
+    # How the text spelled in pinyin becomes features: "syllables", n-grams of 1 or 2 syllables
+    # and initials of 2 or 3; "letters", character n-grams of 3 to 5 letters of the spelling and
+    # initials of 2 to 4 syllables, five times as many features, which outnumber the characters'
+    # in a mean: COLD dev accuracy 0.893 against 0.903 with syllables and 0.905 without pinyin.
+    pinyin_units: Literal["syllables", "letters"] = "syllables"
     num_buckets: int = 1 << 20
 
     def __post_init__(self) -> None:
-        if self.pinyin and (self.words != "jieba" or not self.word_ngram_max):
-            raise ValueError("features.pinyin needs words: jieba and word_ngram_max >= 1 (pinyin follows the words)")
         if not 1 <= self.char_ngram_min <= self.char_ngram_max <= 8:
             raise ValueError("need 1 <= char_ngram_min <= char_ngram_max <= 8")
         if not 0 <= self.word_ngram_max <= 3:
@@ -54,6 +57,11 @@ _WORD_CHAR = np.array([chr(c).isalnum() for c in range(0x2E80)] + [False], dtype
 
 _SEPARATOR = "\x01"
 PINYIN_NGRAM_MIN, PINYIN_NGRAM_MAX = 3, 5
+PINYIN_SYLLABLES_MAX = 2
+# The longest window of syllables whose initials are a feature, by pinyin_units.
+INITIALS_LONGEST = {"syllables": 3, "letters": 4}
+# A word of its own between two runs of syllables, so that no n-gram spans the break.
+_RUN_BREAK = "\x04"
 
 
 def _encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,7 +93,7 @@ def _mix(hashes: np.ndarray, salt: int) -> np.ndarray:
     return h
 
 
-def _pinyin_initials(runs: list[list[str]], longest: int = 4) -> list[str]:
+def _pinyin_initials(runs: list[list[str]], longest: int = INITIALS_LONGEST["letters"]) -> list[str]:
     """Initials of every window of 2..``longest`` syllables of each spoken run: 傻逼 -> sb,
     操你妈 -> cnm. Windows, not segmented words, since a segmenter splits exactly the slang
     that is abbreviated (傻逼 -> 傻 / 逼). A letter that is no syllable is its own initial, so
@@ -133,10 +141,15 @@ class HashingNgramFeaturizer:
         feature_docs, feature_hashes = _char_ngrams(codes, doc_of, doc_end, cfg.char_ngram_min, cfg.char_ngram_max, 0)
         if cfg.pinyin:
             # The text as spoken, spelled in pinyin: 你这个傻逼, 你zhege傻逼, 你这个煞笔 and
-            # "ni zhe ge sha bi" all read nizhegeshabi, so their character n-grams coincide.
+            # "ni zhe ge sha bi" all read ni zhe ge sha bi, so their pinyin n-grams coincide.
             spoken = [chinese.spoken_runs(t) for t in texts]
-            spelled = [" ".join("".join(run) for run in runs) for runs in spoken]
-            docs, hashes = _char_ngrams(*_encode(spelled), PINYIN_NGRAM_MIN, PINYIN_NGRAM_MAX, salt=50)
+            if cfg.pinyin_units == "letters":
+                spelled = [" ".join("".join(run) for run in runs) for runs in spoken]
+                docs, hashes = _char_ngrams(*_encode(spelled), PINYIN_NGRAM_MIN, PINYIN_NGRAM_MAX, salt=50)
+            else:  # syllables as words, n-grams within a run (a break in the speech breaks them)
+                syllables = [f"{_SEPARATOR}{_RUN_BREAK}{_SEPARATOR}".join(_SEPARATOR.join(run) for run in runs)
+                             for runs in spoken]
+                docs, hashes = self._segmented_ngrams(syllables, PINYIN_SYLLABLES_MAX, salt=200)
             feature_docs += docs
             feature_hashes += hashes
 
@@ -148,13 +161,14 @@ class HashingNgramFeaturizer:
             cut = _jieba_cut()
             words = [[w for w in cut(t) if not w.isspace()] for t in texts]
             docs, hashes = self._segmented_ngrams([_SEPARATOR.join(ws) for ws in words], cfg.word_ngram_max)
-            if cfg.pinyin:
-                # Abbreviations by initials ("sb" for 傻逼) as words.
-                initials = [_SEPARATOR.join(_pinyin_initials(runs)) for runs in spoken]
-                more_docs, more_hashes = self._segmented_ngrams(initials, 1)
-                docs, hashes = docs + more_docs, hashes + more_hashes
         else:
             docs, hashes = [], []
+        if cfg.pinyin:
+            # Abbreviations by initials ("sb" for 傻逼) as words.
+            longest = INITIALS_LONGEST[cfg.pinyin_units]
+            initials = [_SEPARATOR.join(_pinyin_initials(runs, longest)) for runs in spoken]
+            more_docs, more_hashes = self._segmented_ngrams(initials, 1)
+            docs, hashes = docs + more_docs, hashes + more_hashes
         feature_docs.extend(docs)
         feature_hashes.extend(hashes)
 
@@ -165,11 +179,11 @@ class HashingNgramFeaturizer:
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         return ids, offsets
 
-    def _segmented_ngrams(self, segmented: list[str], max_n: int):
+    def _segmented_ngrams(self, segmented: list[str], max_n: int, salt: int = 100):
         codes, doc_of, _ = _encode(segmented)
-        return self._word_ngrams(codes, doc_of, codes > _U64(3), max_n)
+        return self._word_ngrams(codes, doc_of, codes > _U64(3), max_n, salt)
 
-    def _word_ngrams(self, codes: np.ndarray, doc_of: np.ndarray, is_word: np.ndarray, max_n: int):
+    def _word_ngrams(self, codes: np.ndarray, doc_of: np.ndarray, is_word: np.ndarray, max_n: int, salt: int = 100):
         edges = np.diff(np.concatenate([[False], is_word, [False]]).astype(np.int8))
         starts = np.flatnonzero(edges == 1)
         ends = np.flatnonzero(edges == -1)
@@ -183,11 +197,11 @@ class HashingNgramFeaturizer:
         prefix = np.concatenate([[_U64(0)], np.cumsum(codes * inv_powers, dtype=_U64)])
         words = powers[starts] * (prefix[ends] - prefix[starts])
         word_docs = doc_of[starts]
-        docs, hashes = [word_docs], [_mix(words, salt=101)]
+        docs, hashes = [word_docs], [_mix(words, salt=salt + 1)]
         combined = words
         for n in range(2, max_n + 1):
             same_doc = word_docs[n - 1 :] == word_docs[: word_docs.size - n + 1]
             combined = combined[:-1] * _U64(_MIX) + words[n - 1 :]
             docs.append(word_docs[n - 1 :][same_doc])
-            hashes.append(_mix(combined[same_doc], salt=100 + n))
+            hashes.append(_mix(combined[same_doc], salt=salt + n))
         return docs, hashes

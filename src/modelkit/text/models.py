@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
-from ..models.base import ModerationModel, MultiLabelHead, pool_windows
+from ..models.base import ModerationModel, MultiLabelHead, pool_windows, whole_numbers
 from ..models.registry import register_model
 from ..processing import Processor
 from .features import NgramFeatureConfig
@@ -75,6 +75,10 @@ class NgramTextModel(ModerationModel):
         return cls(config, num_labels)
 
     def forward(self, input_ids: torch.Tensor, offsets: torch.Tensor, window_rows: torch.Tensor) -> torch.Tensor:
+        return pool_windows(*self.part_logits(input_ids=input_ids, offsets=offsets, window_rows=window_rows))
+
+    def part_logits(self, input_ids: torch.Tensor, offsets: torch.Tensor,
+                    window_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Pooling as a weighted sum: each kept n-gram weighs 1/n (mean) or 1/sqrt(n) of its bag.
         counts = torch.diff(offsets, append=offsets.new_tensor([input_ids.numel()]))
         bag = torch.repeat_interleave(torch.arange(counts.numel(), device=offsets.device), counts)
@@ -84,8 +88,7 @@ class NgramTextModel(ModerationModel):
         kept = torch.zeros(counts.numel(), device=keep.device).index_add_(0, bag, keep).clamp_(min=1.0)
         norm = kept if self.config.pooling == "mean" else kept.sqrt()
         weights = keep / norm[bag]
-        logits = self.head(self.embedding(input_ids, offsets, per_sample_weights=weights))
-        return pool_windows(logits, window_rows)
+        return self.head(self.embedding(input_ids, offsets, per_sample_weights=weights)), window_rows
 
     def window_logits(self, input_ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         # forward's pooling in operations ONNX has (no EmbeddingBag, diff or repeat_interleave);
@@ -98,6 +101,17 @@ class NgramTextModel(ModerationModel):
         pooled = torch.zeros_like(offsets, dtype=vectors.dtype).unsqueeze(1).repeat(1, vectors.shape[1])
         pooled = pooled.scatter_add(0, bag.unsqueeze(1).expand_as(vectors), vectors)
         return self.head(pooled)
+
+    @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> int | None:
+        defaults = {"embed_dim": 64, "hidden_dim": 0, "num_buckets": getattr(processor, "num_buckets", 0)}
+        if config.get("num_buckets") is None:
+            config = {**config, "num_buckets": defaults["num_buckets"]}
+        sizes = whole_numbers(config, "num_buckets", "embed_dim", "hidden_dim", defaults=defaults)
+        if sizes is None:
+            return None
+        buckets, embed, hidden = sizes
+        return buckets * embed + (embed * hidden + hidden * num_labels if hidden else embed * num_labels)
 
     @classmethod
     def split_legacy_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -183,6 +197,21 @@ class TransformerTextModel(ModerationModel):
             raise ConfigError("model.backbone_config: missing; a checkpoint must store its backbone architecture "
                               "(its weights are in model.safetensors, never read from model.backbone)")
         return super().from_checkpoint(config, num_labels, processor)
+
+    @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> int | None:
+        backbone = config.get("backbone_config")
+        if not isinstance(backbone, dict):
+            return None
+        sizes = whole_numbers(backbone, "vocab_size", "hidden_size", "num_hidden_layers",
+                              defaults={"num_hidden_layers": 0})
+        if sizes is None:
+            return None
+        vocabulary, hidden, layers = sizes
+        # Token embeddings, and at least one hidden x hidden matrix per layer (ALBERT shares its
+        # layers, so their count costs time, not weights).
+        shared = backbone.get("model_type") == "albert"
+        return vocabulary * hidden + (0 if shared else layers * hidden * hidden) + hidden * num_labels
 
     @classmethod
     def split_legacy_config(cls, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

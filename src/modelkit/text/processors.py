@@ -11,9 +11,10 @@ cannot be hidden by benign padding before or after it.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,10 +34,40 @@ def check_text(value: Any) -> str | None:
     return None if isinstance(value, str) else f"expected str, got {type(value).__name__}"
 
 
+class _Truncated(str):
+    """A normalised text cut at the normaliser's limit, which knows how long its input was."""
+
+    total_chars: int
+
+
+def _filled(stored: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with what it leaves unsaid read as ``before`` says (nested mappings merged)."""
+    filled = dict(stored)
+    for key, value in before.items():
+        if isinstance(value, dict) and isinstance(stored.get(key, {}), dict):
+            filled[key] = _filled(stored.get(key) or {}, value)
+        else:
+            filled.setdefault(key, value)
+    return filled
+
+
+# Defaults that changed since checkpoints were first written (the evasion defences became the
+# default; the character limit went up). A stored config that does not name one of these was
+# written when its default was the value here, so it is read with that value: an old checkpoint
+# scores as it always did.
+_DEFAULTS_BEFORE = {"normalizer": {"traditional_to_simplified": False, "fold_homoglyphs": False,
+                                   "strip_separators": False, "max_repeat": 0, "emoji": "keep", "max_chars": 20_000}}
+
+
 class _TextProcessor(Processor):
     """Normalisation and training-time augmentation shared by the text processors."""
 
     modality = "text"
+    defaults_before: dict[str, Any] = _DEFAULTS_BEFORE
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], directory: Path) -> Processor:
+        return super().from_saved(_filled(config, cls.defaults_before), directory)
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -51,11 +82,43 @@ class _TextProcessor(Processor):
         if self.training and self.augments:
             benign = labels is not None and not np.any(labels >= 0.5)  # soft labels (distillation) too
             text = rewrite(text, self.config.augment, rng or self._rng, benign=benign)
-        return self.normalizer(text)
+        normalised = self.normalizer(text)
+        if len(text) > self.config.normalizer.max_chars:
+            normalised = _Truncated(normalised)
+            normalised.total_chars = len(text)
+        return normalised
+
+    def evidence(self, item: str) -> dict[str, Any] | None:
+        # Past the normaliser's limit a text is not read: said in the evidence, never a silent pass.
+        if isinstance(item, _Truncated):
+            return {"truncated": True, "read_chars": self.config.normalizer.max_chars, "total_chars": item.total_chars}
+        return None
 
     def length(self, raw: Any) -> int | None:
         value = self.value_of(raw)
         return len(value) if isinstance(value, str) else 0
+
+    # Inference cuts a normalised text longer than ``piece_chars`` into pieces that share
+    # ``piece_overlap`` characters (more than a window spans), so that every window of the text
+    # lies whole in a piece and a book costs the memory of a page.
+    piece_chars = 65_536
+    piece_overlap = 1_024
+
+    def pieces(self, raw: Any) -> Iterator[tuple[str, dict[str, Any] | None]]:
+        text = self.decode(raw)
+        evidence = self.evidence(text)
+        step = self.piece_chars - self.piece_overlap
+        for start in range(0, max(len(text) - self.piece_overlap, 1), step):
+            yield text[start:start + self.piece_chars], evidence if start == 0 else None
+
+    def piece_units(self, item: str) -> int:
+        return max(len(item), 1)
+
+    @property
+    def max_batch_units(self) -> int:
+        # Characters per inference batch: never binding for posts (256 of them average a few
+        # hundred characters), it keeps the pieces of a long text to a few per batch.
+        return 4 * self.piece_chars
 
     def transfer_copy(self, raw: Any, rng: random.Random) -> Any:
         """Half the time a random span of 50-100 % of the text, then each character dropped with
@@ -87,17 +150,51 @@ class NgramProcessorConfig:
     # overlapping the next by half, and the model keeps the maximum: the small windows find a
     # short violation in a long text, the large ones keep context. []: one bag per text.
     window_chars: list[int] = field(default_factory=lambda: [256, 128, 64])
+    # Such a text is also scored in windows of 1 to this many consecutive clauses (split at
+    # sentence and clause punctuation and line breaks): a violation written as a sentence or
+    # clause of its own scores exactly as it does alone, whatever surrounds it. 0: off.
+    clause_windows: int = 3
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         sizes = self.window_chars
         if any(size < 2 for size in sizes) or sizes != sorted(set(sizes), reverse=True):
             raise ValueError(f"window_chars must be decreasing sizes >= 2 (or [] for none), got {sizes}")
+        if self.clause_windows < 0:
+            raise ValueError(f"clause_windows must be >= 0 (0: off), got {self.clause_windows}")
 
 
-def char_windows(texts: Sequence[str], sizes: Sequence[int]) -> tuple[list[str], np.ndarray]:
+# Clause and sentence punctuation, Chinese and Latin, and line breaks.
+_CLAUSE_BREAK = re.compile(r"[。！？!?；;，,、…：:\n]+|\.(?:\s+|$)")
+
+
+def clause_spans(text: str, limit: int, most: int) -> list[str]:
+    """Runs of 1 to ``most`` consecutive clauses of ``text`` no longer than ``limit`` characters,
+    with the punctuation inside a run (a two-clause insult stays as written)."""
+    starts, ends, position = [], [], 0
+    for match in _CLAUSE_BREAK.finditer(text):
+        if match.start() > position:
+            starts.append(position)
+            ends.append(match.start())
+        position = match.end()
+    if position < len(text):
+        starts.append(position)
+        ends.append(len(text))
+    runs = []
+    for first in range(len(starts)):
+        for last in range(first, min(first + most, len(starts))):
+            run = text[starts[first]:ends[last]].strip()
+            if len(run) > limit:
+                break
+            if run:
+                runs.append(run)
+    return runs
+
+
+def char_windows(texts: Sequence[str], sizes: Sequence[int], clauses: int = 0) -> tuple[list[str], np.ndarray]:
     """Every text as is when it fits the first size, else its windows of every size (stride
-    half a window); with the index of the text each window came from."""
+    half a window) and its runs of up to ``clauses`` clauses; with the index of the text each
+    window came from."""
     windows: list[str] = []
     rows: list[int] = []
     for row, text in enumerate(texts):
@@ -106,6 +203,8 @@ def char_windows(texts: Sequence[str], sizes: Sequence[int]) -> tuple[list[str],
         else:
             pieces = [text[start : start + size] for size in sizes
                       for start in range(0, len(text) - size + size // 2, size // 2)]
+            if clauses:
+                pieces += clause_spans(text, sizes[0], clauses)
         windows += pieces
         rows += [row] * len(pieces)
     return windows, np.asarray(rows, dtype=np.int64)
@@ -116,6 +215,8 @@ class NgramProcessor(_TextProcessor):
     """Normalised text -> hashed n-gram ids per window (``EmbeddingBag`` input)."""
 
     config_class = NgramProcessorConfig
+    defaults_before = {**_DEFAULTS_BEFORE, "clause_windows": 0,
+                       "features": {"words": "alnum", "pinyin": False, "pinyin_units": "letters"}}
 
     def __init__(self, config: NgramProcessorConfig) -> None:
         super().__init__(config)
@@ -126,7 +227,7 @@ class NgramProcessor(_TextProcessor):
         return self.config.features.num_buckets
 
     def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        windows, rows = char_windows(texts, self.config.window_chars)
+        windows, rows = char_windows(texts, self.config.window_chars, self.config.clause_windows)
         ids, offsets = self.featurizer(windows)
         return {"input_ids": torch.from_numpy(ids), "offsets": torch.from_numpy(offsets),
                 "window_rows": torch.from_numpy(rows)}
@@ -177,6 +278,9 @@ class TokenizerProcessor(_TextProcessor):
             raise ConfigError(f"processor.tokenizer: {config.tokenizer!r} has no fast tokenizer (tokenizer.json), "
                               "which windows over long texts need")
 
+    # A piece's windows run through the encoder in one batch: a few dozen windows at most.
+    piece_chars = 4_096
+
     @property
     def cpu_batch_tokens(self) -> int:
         # Attention grows with the square of the padded length; on a CPU, batches of about 16
@@ -201,7 +305,7 @@ class TokenizerProcessor(_TextProcessor):
 
     @classmethod
     def from_saved(cls, config: dict[str, Any], directory: Path) -> TokenizerProcessor:
-        config = dict(config)
+        config = _filled(config, cls.defaults_before)
         folder = (directory / str(config.get("tokenizer") or TOKENIZER_FOLDER)).resolve()
         if directory.resolve() not in folder.parents:
             raise ConfigError(f"{PROCESSOR_CONFIG}: tokenizer must be a folder inside the checkpoint, "

@@ -83,6 +83,10 @@ class DistillTrainer(Trainer):
             self.teacher = Classifier.load(teacher)
         except (CheckpointError, FileNotFoundError) as err:
             raise ConfigError(f"distill: teacher {teacher}: {err}") from None
+        reads = list(config.data.input_columns)
+        if self.teacher.processor.modality not in reads:
+            raise ConfigError(f"distill: the teacher {teacher} reads {self.teacher.processor.modality} inputs, the "
+                              f"student recipe reads {', '.join(reads)}; a teacher must score the student's inputs")
         missing = [c for c in self.taxonomy.ids if c not in self.teacher.categories]
         if missing:
             raise ConfigError(f"distill: the teacher {teacher} has no score for {', '.join(missing)} "

@@ -87,6 +87,8 @@ def fingerprint(config: RunConfig, taxonomy: Taxonomy) -> dict[str, Any]:
             "label_columns": data.label_columns, "label_map": data.label_map, "column_types": data.column_types,
             "dev_fraction": data.dev_fraction, "folds": data.folds, "fold": data.fold, "split_seed": config.split_seed,
             "per_class": data.per_class, "skip_bad_files": data.skip_bad_files,
+            # Only when set, so runs started before the setting existed still resume.
+            **({"drop_invalid_labels": True} if data.drop_invalid_labels else {}),
         },
     }
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))

@@ -289,14 +289,15 @@ class Trainer:
         if bad:
             skipped = {row for row, _ in bad}
             kept = take_rows(records, [row for row in range(len(records)) if row not in skipped])
-            kept.source = records.source
+            kept.source, kept.dropped_labels = records.source, records.dropped_labels
             kept.skipped = records.skipped + [f"row {row} (id {records.ids[row]!r}): {p}" for row, p in bad]
             records = kept
-        if records.skipped:
-            self._warn(f"{records.source}: left out {len(records.skipped)} row(s) with bad inputs "
-                       f"(data.skip_bad_files), first: {records.skipped[0]}")
-            self._log({"event": "skipped_rows", "source": records.source, "count": len(records.skipped),
-                       "rows": records.skipped[:100]})
+        for event, rows, what in (("skipped_rows", records.skipped, "bad inputs (data.skip_bad_files)"),
+                                  ("dropped_labels", records.dropped_labels,
+                                   "missing or unknown labels (data.drop_invalid_labels)")):
+            if rows:
+                self._warn(f"{records.source}: left out {len(rows)} row(s) with {what}, first: {rows[0]}")
+                self._log({"event": event, "source": records.source, "count": len(rows), "rows": rows[:100]})
         if len(records) == 0:
             raise DataError(f"{records.source}: no rows left after leaving out bad inputs")
         return records

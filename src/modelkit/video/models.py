@@ -24,7 +24,7 @@ from torch import nn
 from ..config import ConfigError, from_dict
 from ..inference.onnx import exported_session
 from ..models.base import ModerationModel, pool_windows
-from ..models.registry import create_model, get_model_class, register_model
+from ..models.registry import create_model, get_model_class, register_model, stored_minimum_parameters
 from ..processing import Processor
 from .processors import VideoProcessor, VideoProcessorConfig
 
@@ -112,7 +112,9 @@ class VideoModel(ModerationModel):
         first batch, checked against PyTorch, PyTorch again if that fails)."""
         if self._onnx_allowed and not self.training and not torch.is_grad_enabled():
             if self._frame_session is None:
-                self._frame_session = exported_session(self.frames, frame_batch)
+                exported = exported_session(self.frames, frame_batch)
+                # A closure, not an attribute: a module attribute would add the graph to the weights.
+                self._frame_session = None if exported is None else (lambda batch: exported(**batch))
                 self._onnx_allowed = self._frame_session is not None
             if self._frame_session is not None:
                 return self._frame_session(frame_batch)
@@ -146,9 +148,21 @@ class VideoModel(ModerationModel):
     def forward(self, frame_rows: torch.Tensor, with_parts: bool = False, **frame_batch: torch.Tensor):
         """Video logits ``[videos, C]``; ``with_parts``: also the frame logits ``[frames, C]`` and
         the video of each frame."""
-        frame_logits = self.score_frames(frame_batch)
-        pooled = pool_frames(frame_logits, frame_rows, self.config.aggregation, self.config.topk, self.alpha)
+        frame_logits, frame_rows = self.part_logits(frame_rows=frame_rows, **frame_batch)
+        pooled = self.pool_parts(frame_logits, frame_rows)
         return (pooled, frame_logits, frame_rows) if with_parts else pooled
+
+    def part_logits(self, frame_rows: torch.Tensor, **frame_batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.score_frames(frame_batch), frame_rows
+
+    def pool_parts(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Frame logits -> video logits, by the configured aggregation: pooled once all of a
+        video's frames are in, it gives what one batch of all of them would."""
+        return pool_frames(logits, rows, self.config.aggregation, self.config.topk, self.alpha)
+
+    @classmethod
+    def minimum_parameters(cls, config: dict[str, Any], num_labels: int, processor: Processor) -> int | None:
+        return stored_minimum_parameters(config.get("frame_model"), num_labels, getattr(processor, "frame", None))
 
     def checkpoint_config(self) -> dict[str, Any]:
         return {"name": self.registry_name, "frame_model": self.frames.checkpoint_config(),

@@ -9,8 +9,10 @@ scoring, :meth:`VideoProcessor.segments` turns per-frame scores into timestamped
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,14 +21,20 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, from_dict
-from ..processing import InputError, Processor, create_processor, processor_from_config, register_processor
-from .sampler import SamplerConfig, sample_frames
+from ..processing import (InputError, Processor, check_input, create_processor, processor_from_config,
+                          register_processor)
+from .sampler import Frame, SamplerConfig, sample_frames
 from .segments import SegmentConfig, find_segments
 
 FRAME_FOLDER = "frame"
-# Frames one batch may hold: 512 pictures of 224x224 are 300 MB as float32, whatever the
-# requested batch size (inference defaults to 256 inputs, evaluation in training to 512).
+# Frames one training batch may hold: 512 pictures of 224x224 are 300 MB as float32, whatever
+# the requested batch size (evaluation in training defaults to 512 inputs).
 FRAMES_PER_BATCH = 512
+# Inference reads a video this many sampled frames at a time, and scores at most this many
+# frames in one batch: the memory of a frame model's activations on them (a small CNN on 224 px
+# frames, about 200 MB) is the memory of scoring any video, whatever its length.
+FRAMES_PER_PIECE = 32
+FRAMES_PER_INFERENCE_BATCH = 64
 
 
 @dataclass
@@ -94,15 +102,41 @@ class VideoProcessor(Processor):
         return 1 if cap is None else max(1, FRAMES_PER_BATCH // cap)
 
     def decode_value(self, value: Any, labels: np.ndarray | None, rng: random.Random | None) -> VideoItem:
-        frames, times, evidence = [], [], []
-        for frame in sample_frames(video_source(value), self.config.sampler):
-            item = self.frame.decode_value(frame.image, labels, rng)
-            frames.append(item)
-            times.append(frame.time_s)
-            evidence.append(self.frame.evidence(item))
-        if not frames:
+        with closing(sample_frames(video_source(value), self.config.sampler)) as frames:
+            item = self._item(list(frames), labels, rng)
+        if item is None:
             raise InputError(f"{video_name(value)}: no frames could be sampled")
-        return VideoItem(frames, np.asarray(times, dtype=np.float64), evidence)
+        return item
+
+    def pieces(self, raw: Any) -> Iterator[tuple[VideoItem, dict[str, Any]]]:
+        """The video :data:`FRAMES_PER_PIECE` sampled frames at a time, as they are decoded: an
+        hour of video costs the memory of a minute."""
+        value = self.value_of(raw)
+        problem = check_input(self.modality, value)
+        if problem is not None:
+            raise TypeError(problem)
+        sampled = False
+        with closing(sample_frames(video_source(value), self.config.sampler)) as frames:
+            while window := list(itertools.islice(frames, FRAMES_PER_PIECE)):
+                item = self._item(window, None, None)
+                sampled = True
+                yield item, self.evidence(item)
+        if not sampled:
+            raise InputError(f"{video_name(value)}: no frames could be sampled")
+
+    def _item(self, frames: list[Frame], labels: np.ndarray | None, rng: random.Random | None) -> VideoItem | None:
+        if not frames:
+            return None
+        items = [self.frame.decode_value(frame.image, labels, rng) for frame in frames]
+        return VideoItem(items, np.asarray([frame.time_s for frame in frames], dtype=np.float64),
+                         [self.frame.evidence(item) for item in items])
+
+    def piece_units(self, item: VideoItem) -> int:
+        return len(item.frames)
+
+    @property
+    def max_batch_units(self) -> int:
+        return FRAMES_PER_INFERENCE_BATCH
 
     def collate(self, items: Sequence[VideoItem]) -> dict[str, torch.Tensor]:
         batch = self.frame.collate([frame for item in items for frame in item.frames])
@@ -123,6 +157,18 @@ class VideoProcessor(Processor):
         if seen:
             evidence["frame_evidence"] = seen
         return evidence
+
+    def merge_evidence(self, pieces: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+        """The evidence of a whole video from its pieces': frames summed, spans joined."""
+        pieces = [piece for piece in pieces if piece]
+        if len(pieces) <= 1:
+            return pieces[0] if pieces else None
+        merged: dict[str, Any] = {"frames": sum(piece["frames"] for piece in pieces),
+                                  "span_s": [pieces[0]["span_s"][0], pieces[-1]["span_s"][1]]}
+        seen = [entry for piece in pieces for entry in piece.get("frame_evidence", [])]
+        if seen:
+            merged["frame_evidence"] = seen
+        return merged
 
     def segments(self, times: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
                  categories: list[str]) -> list[dict[str, Any]]:
