@@ -6,10 +6,15 @@ of COLD dev clean and with about 4,200 characters of padding before them, after 
 each side.
 The padding is other COLD dev rows the model itself scores below 0.2 (clearly benign to it).
 The last column is the share of padded *benign* rows flagged: windows trade some false
-positives on long benign texts for recall. Two processors over the same model weights:
+positives on long benign texts for recall. Three processors over the same model weights:
 
-    windows   the checkpoint's processor (text_ngram: windows of 256, 128 and 64 characters)
-    one bag   modelkit 0.1's preprocessing: one bag of n-grams over the first 4,000 characters
+    windows + clauses  the checkpoint's processor (text_ngram: windows of 256, 128 and 64
+                       characters, and runs of 1 to 3 clauses)
+    windows only       the same without the clause runs (clause_windows: 0)
+    one bag            modelkit 0.1's preprocessing: one bag of n-grams over the first 4,000 characters
+
+The rows are glued together as written (no punctuation added between them), so a clause run
+isolates a violation only where its row or its neighbour ends in punctuation.
 
     python scripts/benchmark_long_text.py --data-root ../shared/data [--checkpoint runs/text-cold] [--rows 1000]
 """
@@ -63,23 +68,28 @@ def main() -> int:
         "before": [padding(args.padding) + t for t in offensive],
         "after": [t + padding(args.padding) for t in offensive],
         "both": [padding(half) + t + padding(half) for t in offensive],
+        "benign": benign,
         "benign padded": [padding(args.padding) + t for t in benign],
     }
-    config = to_dict(clf.processor.config)
-    config.update(window_chars=[])
-    config["normalizer"]["max_chars"] = 4000
-    one_bag = modelkit.Classifier(clf.model, modelkit.create_processor("text_ngram", **config), clf.policy)
+
+    def variant(**changes) -> modelkit.Classifier:
+        config = {**to_dict(clf.processor.config), **changes}
+        return modelkit.Classifier(clf.model, modelkit.create_processor("text_ngram", **config), clf.policy)
+
+    one_bag_normalizer = {**to_dict(clf.processor.config.normalizer), "max_chars": 4000}
+    variants = {"windows + clauses": clf, "windows only": variant(clause_windows=0),
+                "one bag (0.1)": variant(window_chars=[], clause_windows=0, normalizer=one_bag_normalizer)}
 
     print(f"\nCOLD dev: the first {len(offensive)} offensive rows and {len(benign)} benign ones; padding {args.padding} characters of "
           f"{len(quiet)} rows the model scores < 0.2. Flagged share (ratio to clean recall).\n")
-    print("| processor | clean recall | padding before | after | both sides | benign rows padded, flagged |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, classifier in (("windows", clf), ("one bag (0.1)", one_bag)):
+    print("| processor | clean recall | padding before | after | both sides | benign rows flagged: alone | padded |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, classifier in variants.items():
         flagged = {case: float(np.mean(classifier.decide(classifier.predict_proba(texts, batch_size=256))[:, 0]))
                    for case, texts in cases.items()}
         clean = flagged["clean"]
         cells = [f"{flagged[c]:.3f} ({flagged[c] / clean:.2f})" for c in ("before", "after", "both")]
-        print(f"| {name} | {clean:.3f} | " + " | ".join(cells) + f" | {flagged['benign padded']:.3f} |")
+        print(f"| {name} | {clean:.3f} | " + " | ".join(cells) + f" | {flagged['benign']:.3f} | {flagged['benign padded']:.3f} |")
     return 0
 
 

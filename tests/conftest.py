@@ -190,6 +190,8 @@ _SHARED_FIXTURE_GROUPS = {"cold_checkpoint": "cold", "bert_checkpoint": "bert", 
                           "video_splits": "video"}
 
 
+# First, before pytest-xdist's own hook reads the marks into node ids.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     for item in items:
         group = next((name for fixture, name in _SHARED_FIXTURE_GROUPS.items()

@@ -27,7 +27,7 @@ def test_padding_cannot_hide_abuse_from_the_ngram_model(cold_checkpoint, shared_
     """COLD's offensive dev rows hidden in 4,200 characters of other rows the model finds benign."""
     clf = modelkit.load(cold_checkpoint, device="cpu")
     rows = [json.loads(line) for line in open(shared_data / "cold" / "dev.jsonl", encoding="utf-8")]
-    offensive = [r["text"] for r in rows if r["label"] == 1][:300]
+    offensive = [r["text"] for r in rows if r["label"] == 1][:100]
     benign = [r["text"] for r in rows if r["label"] == 0]
     benign = [t for t, s in zip(benign, clf.predict_proba(benign)[:, 0]) if s < 0.2]
     rng = random.Random(0)

@@ -10,6 +10,7 @@ cannot be hidden by benign padding before or after it.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -38,6 +39,20 @@ class _Truncated(str):
     """A normalised text cut at the normaliser's limit, which knows how long its input was."""
 
     total_chars: int
+
+
+class _Piece(str):
+    """A piece of a long text, which knows at which ends it was cut from its neighbours: what
+    crosses a cut lies whole in the neighbouring piece and is scored there."""
+
+    cut_before: bool
+    cut_after: bool
+
+
+def _piece(text: str, cut_before: bool, cut_after: bool) -> _Piece:
+    piece = _Piece(text)
+    piece.cut_before, piece.cut_after = cut_before, cut_after
+    return piece
 
 
 def _filled(stored: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
@@ -103,13 +118,20 @@ class _TextProcessor(Processor):
     # lies whole in a piece and a book costs the memory of a page.
     piece_chars = 65_536
     piece_overlap = 1_024
+    # Pieces start at multiples of this, so that windows counted from a piece's start are the
+    # windows counted from the text's start.
+    piece_alignment = 1
 
     def pieces(self, raw: Any) -> Iterator[tuple[str, dict[str, Any] | None]]:
         text = self.decode(raw)
         evidence = self.evidence(text)
-        step = self.piece_chars - self.piece_overlap
-        for start in range(0, max(len(text) - self.piece_overlap, 1), step):
-            yield text[start:start + self.piece_chars], evidence if start == 0 else None
+        if len(text) <= self.piece_chars:
+            yield text, evidence
+            return
+        step = (self.piece_chars - self.piece_overlap) // self.piece_alignment * self.piece_alignment
+        for start in range(0, len(text) - self.piece_overlap, step):
+            end = start + self.piece_chars
+            yield _piece(text[start:end], start > 0, end < len(text)), evidence if start == 0 else None
 
     def piece_units(self, item: str) -> int:
         return max(len(item), 1)
@@ -170,7 +192,8 @@ _CLAUSE_BREAK = re.compile(r"[。！？!?；;，,、…：:\n]+|\.(?:\s+|$)")
 
 def clause_spans(text: str, limit: int, most: int) -> list[str]:
     """Runs of 1 to ``most`` consecutive clauses of ``text`` no longer than ``limit`` characters,
-    with the punctuation inside a run (a two-clause insult stays as written)."""
+    with the punctuation inside a run (a two-clause insult stays as written). The first and last
+    clause of a piece cut from a longer text may be fragments: runs with them are left out."""
     starts, ends, position = [], [], 0
     for match in _CLAUSE_BREAK.finditer(text):
         if match.start() > position:
@@ -180,9 +203,11 @@ def clause_spans(text: str, limit: int, most: int) -> list[str]:
     if position < len(text):
         starts.append(position)
         ends.append(len(text))
+    first_whole = 1 if getattr(text, "cut_before", False) else 0
+    end_whole = len(starts) - (1 if getattr(text, "cut_after", False) else 0)
     runs = []
-    for first in range(len(starts)):
-        for last in range(first, min(first + most, len(starts))):
+    for first in range(first_whole, end_whole):
+        for last in range(first, min(first + most, end_whole)):
             run = text[starts[first]:ends[last]].strip()
             if len(run) > limit:
                 break
@@ -194,15 +219,19 @@ def clause_spans(text: str, limit: int, most: int) -> list[str]:
 def char_windows(texts: Sequence[str], sizes: Sequence[int], clauses: int = 0) -> tuple[list[str], np.ndarray]:
     """Every text as is when it fits the first size, else its windows of every size (stride
     half a window) and its runs of up to ``clauses`` clauses; with the index of the text each
-    window came from."""
+    window came from. In a piece cut from a longer text, windows that run into the cut are left
+    out (the next piece holds them whole)."""
     windows: list[str] = []
     rows: list[int] = []
     for row, text in enumerate(texts):
         if not sizes or len(text) <= sizes[0]:
             pieces = [text]
         else:
+            # Past its last start a window would be partial: at the end of a text that is the
+            # text's tail, at a cut it is the next piece's business.
+            cut = getattr(text, "cut_after", False)
             pieces = [text[start : start + size] for size in sizes
-                      for start in range(0, len(text) - size + size // 2, size // 2)]
+                      for start in range(0, len(text) - size + (1 if cut else size // 2), size // 2)]
             if clauses:
                 pieces += clause_spans(text, sizes[0], clauses)
         windows += pieces
@@ -221,6 +250,7 @@ class NgramProcessor(_TextProcessor):
     def __init__(self, config: NgramProcessorConfig) -> None:
         super().__init__(config)
         self.featurizer = HashingNgramFeaturizer(config.features)
+        self.piece_alignment = math.lcm(*(size // 2 for size in config.window_chars)) if config.window_chars else 1
 
     @property
     def num_buckets(self) -> int:
