@@ -40,6 +40,19 @@ def test_spoken_runs_break_at_punctuation_only():
     assert spoken_runs("") == [] and spoken_runs("123 !") == []
 
 
+@pytest.mark.parametrize("text", ["no emoji at all", "傻🍆逼", "1\ufe0f\u20e3 keycap", "#\ufe0f\u20e3", "©2024 ®",
+                                  "👨\u200d👩\u200d👧 family", "🇨🇳 flag", "👍🏽 skin tone", "中文，标点！"])
+def test_emoji_shortcut_changes_nothing(text):
+    """Texts with no emoji character skip the emoji package; the others go through it as before."""
+    import emoji
+
+    from modelkit.text.chinese import describe_emoji, remove_emoji
+
+    named = emoji.replace_emoji(text, replace=lambda chars, data: " " + data["en"].strip(":").replace("_", " ") + " ")
+    assert describe_emoji(text) == named
+    assert remove_emoji(text) == emoji.replace_emoji(text, replace=" ")
+
+
 def test_evasion_steps_are_on_by_default_and_off_for_checkpoints_written_before():
     assert TextNormalizer(NormalizerConfig())("傻 逼 說話 ѕех 🍆") == "傻逼说话sex eggplant"
     assert TextNormalizer(NormalizerConfig(emoji="remove"))("约吗🍆") == "约吗"
