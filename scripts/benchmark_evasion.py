@@ -81,14 +81,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                        default=["plain", "augment", "normaliser", "defended"],
-                        help="default: plain augment normaliser defended")
+                        help="default: plain augment normaliser defended (none when --checkpoint is given)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the attacks")
     parser.add_argument("--train-seeds", type=int, default=1, metavar="N",
                         help="train each variant N times (train.seed 0..N-1) and report means: single runs "
                              "vary by about +-0.03 on the chained attack")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="recipe override applied to every variant (repeatable), e.g. model.hidden_dim=64")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=DIR",
+                        help="score a trained COLD checkpoint as the variant NAME instead of training (repeatable)")
     parser.add_argument("--output", help="also write the figures as JSON here")
     args = parser.parse_args()
 
@@ -106,8 +107,13 @@ def main() -> int:
                        for i, row in enumerate(dev_rows) if row["label"] == 0]
     # variant -> figure -> one value per training seed
     results: dict[str, dict[str, list[float]]] = {}
+    trained = dict(pair.split("=", 1) for pair in args.checkpoint)
+    for variant, checkpoint in trained.items():
+        results[variant] = {figure: [value] for figure, value in _figures(
+            modelkit.load(checkpoint, device="cpu"), dev_rows, offensive, attacked, benign_attacked).items()}
     with tempfile.TemporaryDirectory(prefix="modelkit-evasion-") as scratch:
-        for variant in args.variants:
+        default = [] if trained else ["plain", "augment", "normaliser", "defended"]
+        for variant in default if args.variants is None else args.variants:
             recipe, overrides = VARIANTS[variant]
             results[variant] = {}
             # An ensemble's members carry their own seeds, so repeating it would repeat one run.
@@ -120,7 +126,7 @@ def main() -> int:
                                               attacked, benign_attacked).items():
                     results[variant].setdefault(figure, []).append(value)
 
-    variants = args.variants
+    variants = list(results)
     ratios = {v: {name: np.array(results[v][name]) / np.array(results[v]["clean"]) for name in attacks}
               for v in variants}
     runs = {v: len(results[v]["clean"]) for v in variants}

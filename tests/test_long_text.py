@@ -68,3 +68,25 @@ def test_windows_cover_every_character():
     # Any span of up to 32 characters lies whole inside a 64-character window.
     for start in range(0, 1000 - 32, 7):
         assert any(text[start:start + 32] in w for w in long_windows if len(w) <= 64)
+
+
+def test_clause_runs_score_every_text_and_train_on_benign_rows_only():
+    """At inference any text, short or long, is scored in its clause runs too (a long text is
+    flagged when a part of it would be); in training only rows labelled with no category are,
+    so the model learns that a benign text's clauses are benign without learning that any clause
+    of an offensive text carries its label."""
+    processor = create_processor("text_ngram", augment={"probability": 0.0})
+    text = "你好，今天去公园，滚开"
+
+    def bags(labels):
+        batch = processor.collate([processor.decode_value(text, labels, None)])
+        return int(batch["window_rows"].numel())
+
+    runs = 3 + 2  # runs of one and of two clauses; the run of all three is the text itself
+    assert bags(None) == 1 + runs
+    processor.train()
+    assert bags(np.array([0.0])) == 1 + runs
+    assert bags(np.array([1.0])) == 1 and bags(np.array([0.7])) == 1
+    processor.eval()
+    assert bags(np.array([1.0])) == 1 + runs
+    assert create_processor("text_ngram", clause_windows=0).collate([text])["window_rows"].numel() == 1

@@ -41,6 +41,15 @@ class _Truncated(str):
     total_chars: int
 
 
+def _benign(labels: np.ndarray | None) -> bool:
+    """A training row labelled with no category (soft labels from distillation too)."""
+    return labels is not None and not np.any(labels >= 0.5)
+
+
+class _LearnedWhole(str):
+    """A training text with a category: learned as a whole, never through its clause runs."""
+
+
 class _Piece(str):
     """A piece of a long text, which knows at which ends it was cut from its neighbours: what
     crosses a cut lies whole in the neighbouring piece and is scored there."""
@@ -95,8 +104,7 @@ class _TextProcessor(Processor):
 
     def decode_value(self, text: str, labels: np.ndarray | None, rng: random.Random | None) -> str:
         if self.training and self.augments:
-            benign = labels is not None and not np.any(labels >= 0.5)  # soft labels (distillation) too
-            text = rewrite(text, self.config.augment, rng or self._rng, benign=benign)
+            text = rewrite(text, self.config.augment, rng or self._rng, benign=_benign(labels))
         normalised = self.normalizer(text)
         if len(text) > self.config.normalizer.max_chars:
             normalised = _Truncated(normalised)
@@ -172,9 +180,12 @@ class NgramProcessorConfig:
     # overlapping the next by half, and the model keeps the maximum: the small windows find a
     # short violation in a long text, the large ones keep context. []: one bag per text.
     window_chars: list[int] = field(default_factory=lambda: [256, 128, 64])
-    # Such a text is also scored in windows of 1 to this many consecutive clauses (split at
-    # sentence and clause punctuation and line breaks): a violation written as a sentence or
-    # clause of its own scores exactly as it does alone, whatever surrounds it. 0: off.
+    # Every text is also scored in runs of 1 to this many consecutive clauses (split at sentence
+    # and clause punctuation and line breaks), short or long alike: a violation written as a
+    # sentence or clause of its own scores exactly as it does alone, whatever surrounds it, and
+    # a long text is flagged when a part of it would be. Training scores the texts labelled with
+    # no category in their runs too, so the model learns that the clauses of benign texts are
+    # benign; a text with a category is learned whole. 0: off.
     clause_windows: int = 3
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -190,37 +201,55 @@ class NgramProcessorConfig:
 _CLAUSE_BREAK = re.compile(r"[。！？!?；;，,、…：:\n]+|\.(?:\s+|$)")
 
 
+_SENTENCE_END = frozenset("。！？!?…\n.")
+
+
 def clause_spans(text: str, limit: int, most: int) -> list[str]:
-    """Runs of 1 to ``most`` consecutive clauses of ``text`` no longer than ``limit`` characters,
-    with the punctuation inside a run (a two-clause insult stays as written). The first and last
-    clause of a piece cut from a longer text may be fragments: runs with them are left out."""
-    starts, ends, position = [], [], 0
+    """Runs of 1 to ``most`` consecutive clauses of ``text``, and its whole sentences, no longer
+    than ``limit`` characters. A run keeps the punctuation inside it and the first mark that ends
+    it, so a sentence written on its own in a long text ("...。丑女还指望骗男人？。...") is a run
+    exactly as it would be written alone. The first and last clause of a piece cut from a longer
+    text may be fragments: runs with them are left out."""
+    starts: list[int] = []
+    ends: list[int] = []
+    closes_sentence: list[bool] = []
+    position = 0
     for match in _CLAUSE_BREAK.finditer(text):
         if match.start() > position:
             starts.append(position)
-            ends.append(match.start())
+            ends.append(match.start() + 1)
+            closes_sentence.append(not _SENTENCE_END.isdisjoint(match.group()))
         position = match.end()
     if position < len(text):
         starts.append(position)
         ends.append(len(text))
+        closes_sentence.append(True)
     first_whole = 1 if getattr(text, "cut_before", False) else 0
     end_whole = len(starts) - (1 if getattr(text, "cut_after", False) else 0)
-    runs = []
+    spans = set()
     for first in range(first_whole, end_whole):
         for last in range(first, min(first + most, end_whole)):
-            run = text[starts[first]:ends[last]].strip()
-            if len(run) > limit:
+            if ends[last] - starts[first] > limit:
                 break
-            if run:
-                runs.append(run)
-    return runs
+            spans.add((first, last))
+    # Sentences of more than ``most`` clauses: from a clause after a sentence end to the next end.
+    first = first_whole
+    for last in range(first_whole, end_whole):
+        if closes_sentence[last]:
+            if first > 0 and not closes_sentence[first - 1]:
+                pass  # a sentence cut at the piece's start: the previous piece holds it
+            elif ends[last] - starts[first] <= limit:
+                spans.add((first, last))
+            first = last + 1
+    runs = (text[starts[a]:ends[b]].strip() for a, b in sorted(spans))
+    return [run for run in runs if run]
 
 
 def char_windows(texts: Sequence[str], sizes: Sequence[int], clauses: int = 0) -> tuple[list[str], np.ndarray]:
     """Every text as is when it fits the first size, else its windows of every size (stride
-    half a window) and its runs of up to ``clauses`` clauses; with the index of the text each
-    window came from. In a piece cut from a longer text, windows that run into the cut are left
-    out (the next piece holds them whole)."""
+    half a window); and its runs of up to ``clauses`` clauses (except for a text learned whole);
+    with the index of the text each window came from. In a piece cut from a longer text, windows
+    that run into the cut are left out (the next piece holds them whole)."""
     windows: list[str] = []
     rows: list[int] = []
     for row, text in enumerate(texts):
@@ -232,8 +261,9 @@ def char_windows(texts: Sequence[str], sizes: Sequence[int], clauses: int = 0) -
             cut = getattr(text, "cut_after", False)
             pieces = [text[start : start + size] for size in sizes
                       for start in range(0, len(text) - size + (1 if cut else size // 2), size // 2)]
-            if clauses:
-                pieces += clause_spans(text, sizes[0], clauses)
+        if clauses and not isinstance(text, _LearnedWhole):
+            limit = sizes[0] if sizes else len(text)
+            pieces += [run for run in clause_spans(text, limit, clauses) if run != text]
         windows += pieces
         rows += [row] * len(pieces)
     return windows, np.asarray(rows, dtype=np.int64)
@@ -255,6 +285,12 @@ class NgramProcessor(_TextProcessor):
     @property
     def num_buckets(self) -> int:
         return self.config.features.num_buckets
+
+    def decode_value(self, text: str, labels: np.ndarray | None, rng: random.Random | None) -> str:
+        normalised = super().decode_value(text, labels, rng)
+        if self.training and self.config.clause_windows and not _benign(labels):
+            return _LearnedWhole(normalised)
+        return normalised
 
     def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         windows, rows = char_windows(texts, self.config.window_chars, self.config.clause_windows)
