@@ -70,23 +70,15 @@ def test_windows_cover_every_character():
         assert any(text[start:start + 32] in w for w in long_windows if len(w) <= 64)
 
 
-def test_clause_runs_score_every_text_and_train_on_benign_rows_only():
-    """At inference any text, short or long, is scored in its clause runs too (a long text is
-    flagged when a part of it would be); in training only rows labelled with no category are,
-    so the model learns that a benign text's clauses are benign without learning that any clause
-    of an offensive text carries its label."""
-    processor = create_processor("text_ngram", augment={"probability": 0.0})
-    text = "你好，今天去公园，滚开"
+def test_a_sentence_written_alone_is_one_of_the_runs_exactly():
+    """Runs keep the mark that closes them, and whole sentences of more clauses than a run are
+    runs too, so a violation written as its own sentence in a long text is scored as written."""
+    from modelkit.text.processors import clause_spans
 
-    def bags(labels):
-        batch = processor.collate([processor.decode_value(text, labels, None)])
-        return int(batch["window_rows"].numel())
-
-    runs = 3 + 2  # runs of one and of two clauses; the run of all three is the text itself
-    assert bags(None) == 1 + runs
-    processor.train()
-    assert bags(np.array([0.0])) == 1 + runs
-    assert bags(np.array([1.0])) == 1 and bags(np.array([0.7])) == 1
-    processor.eval()
-    assert bags(np.array([1.0])) == 1 + runs
-    assert create_processor("text_ngram", clause_windows=0).collate([text])["window_rows"].numel() == 1
+    assert "丑女还指望骗男人?" in clause_spans("前文很长。丑女还指望骗男人?。后面的话,还有", 256, 3)
+    four = "某些领导直接说,女生要生二胎,我们不要女生,女生不能出差。"
+    assert four in clause_spans("后来。" + four + "好", 256, 3)
+    assert all(len(run) <= 10 for run in clause_spans("短句。" + "长" * 20 + "。短句", 10, 3))
+    processor = create_processor("text_ngram")
+    text = "你好，今天去公园，滚开"  # short: one bag, however many clauses
+    assert processor.collate([text])["window_rows"].tolist() == [0]

@@ -45,8 +45,12 @@ def engine():
 
 @pytest.fixture()
 def cache(tmp_path, monkeypatch) -> Path:
+    from modelkit.image import ocr
+
     folder = tmp_path / "ocr-cache"
     monkeypatch.setenv("MODELKIT_OCR_CACHE", str(folder))
+    # A folder is warned about once per process, and pytest may give the next test the same path.
+    monkeypatch.setattr(ocr, "_warned", set())
     return folder
 
 

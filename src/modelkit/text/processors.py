@@ -46,10 +46,6 @@ def _benign(labels: np.ndarray | None) -> bool:
     return labels is not None and not np.any(labels >= 0.5)
 
 
-class _LearnedWhole(str):
-    """A training text with a category: learned as a whole, never through its clause runs."""
-
-
 class _Piece(str):
     """A piece of a long text, which knows at which ends it was cut from its neighbours: what
     crosses a cut lies whole in the neighbouring piece and is scored there."""
@@ -180,12 +176,9 @@ class NgramProcessorConfig:
     # overlapping the next by half, and the model keeps the maximum: the small windows find a
     # short violation in a long text, the large ones keep context. []: one bag per text.
     window_chars: list[int] = field(default_factory=lambda: [256, 128, 64])
-    # Every text is also scored in runs of 1 to this many consecutive clauses (split at sentence
-    # and clause punctuation and line breaks), short or long alike: a violation written as a
-    # sentence or clause of its own scores exactly as it does alone, whatever surrounds it, and
-    # a long text is flagged when a part of it would be. Training scores the texts labelled with
-    # no category in their runs too, so the model learns that the clauses of benign texts are
-    # benign; a text with a category is learned whole. 0: off.
+    # Such a text is also scored in runs of 1 to this many consecutive clauses and in its whole
+    # sentences (split at sentence and clause punctuation and line breaks): a violation written
+    # as a sentence of its own scores exactly as it does alone, whatever surrounds it. 0: off.
     clause_windows: int = 3
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -247,9 +240,9 @@ def clause_spans(text: str, limit: int, most: int) -> list[str]:
 
 def char_windows(texts: Sequence[str], sizes: Sequence[int], clauses: int = 0) -> tuple[list[str], np.ndarray]:
     """Every text as is when it fits the first size, else its windows of every size (stride
-    half a window); and its runs of up to ``clauses`` clauses (except for a text learned whole);
-    with the index of the text each window came from. In a piece cut from a longer text, windows
-    that run into the cut are left out (the next piece holds them whole)."""
+    half a window) and its runs of up to ``clauses`` clauses; with the index of the text each
+    window came from. In a piece cut from a longer text, windows that run into the cut are left
+    out (the next piece holds them whole)."""
     windows: list[str] = []
     rows: list[int] = []
     for row, text in enumerate(texts):
@@ -261,9 +254,8 @@ def char_windows(texts: Sequence[str], sizes: Sequence[int], clauses: int = 0) -
             cut = getattr(text, "cut_after", False)
             pieces = [text[start : start + size] for size in sizes
                       for start in range(0, len(text) - size + (1 if cut else size // 2), size // 2)]
-        if clauses and not isinstance(text, _LearnedWhole):
-            limit = sizes[0] if sizes else len(text)
-            pieces += [run for run in clause_spans(text, limit, clauses) if run != text]
+            if clauses:
+                pieces += clause_spans(text, sizes[0], clauses)
         windows += pieces
         rows += [row] * len(pieces)
     return windows, np.asarray(rows, dtype=np.int64)
@@ -285,12 +277,6 @@ class NgramProcessor(_TextProcessor):
     @property
     def num_buckets(self) -> int:
         return self.config.features.num_buckets
-
-    def decode_value(self, text: str, labels: np.ndarray | None, rng: random.Random | None) -> str:
-        normalised = super().decode_value(text, labels, rng)
-        if self.training and self.config.clause_windows and not _benign(labels):
-            return _LearnedWhole(normalised)
-        return normalised
 
     def collate(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         windows, rows = char_windows(texts, self.config.window_chars, self.config.clause_windows)
