@@ -32,7 +32,6 @@ def main() -> int:
 
     import modelkit
     from modelkit.data.records import read_records
-    from modelkit.evaluation.evaluate import data_config_for
 
     scratch = tempfile.TemporaryDirectory(prefix="modelkit-bench-report-")
     checkpoint = args.checkpoint
@@ -42,7 +41,7 @@ def main() -> int:
     output_dir = Path(args.output_dir or Path(scratch.name) / "report")
     classifier = modelkit.load(checkpoint, device="cpu")
     dev = Path(args.data_root) / "cold" / "dev.jsonl"
-    records = read_records(dev, data_config_for(classifier), classifier.taxonomy)
+    records = read_records(dev, classifier.data_config(), classifier.taxonomy)
 
     started = time.perf_counter()
     scores = classifier.predict_proba(records.inputs, batch_size=1024)

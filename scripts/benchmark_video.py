@@ -262,7 +262,7 @@ def end_to_end_rows(video: Path, work: Path, copies: int) -> list[dict]:
             start, cpu = time.perf_counter(), _cpu_seconds()
             predictions = clf.predict(paths, batch_size=1, num_workers=2)
             wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
-            frames = sum(len(p.timeline[0]) for p in predictions)
+            frames = sum(len(p.parts[0]) for p in predictions)
             rows.append({"row": label, "videos": len(paths), "frames": frames, "wall_s": round(wall, 2),
                          "videos_per_min": round(60 * len(paths) / wall, 2),
                          "frames_per_s": round(frames / wall, 1), "main_process_cpu_s": round(cpu, 2)})

@@ -51,7 +51,7 @@ def feature_extractor(model: Any, probe: dict[str, Any], threads: int) -> Callab
     """``batch -> pooled features`` in ONNX Runtime, after checking it against PyTorch on ``probe``."""
     import torch
 
-    from modelkit.inference.onnx import PARITY_TOLERANCE, OnnxSession, export_onnx
+    from modelkit.models.onnx_graph import PARITY_TOLERANCE, OnnxSession, export_onnx
 
     class Features(torch.nn.Module):  # the exporter traces forward(); the model's forward adds the head
         def __init__(self) -> None:

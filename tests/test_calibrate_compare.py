@@ -11,7 +11,6 @@ from sklearn.metrics import precision_score
 import modelkit
 from modelkit.cli import main
 from modelkit.data.records import read_records
-from modelkit.evaluation.evaluate import data_config_for
 from modelkit.evaluation.report import EvaluationError, ScoredData, build_report, write_report
 from modelkit.evaluation.thresholds import Objective, fit_temperature, fit_thresholds, operating_point
 
@@ -56,7 +55,7 @@ def test_calibrate_writes_thresholds_used_from_then_on(ngram_checkpoint, synthet
     assert classifier.thresholds == {c: record["dev"][c]["threshold"] for c in classifier.categories}
     assert set(record["temperature"]) == set(classifier.categories)
 
-    records = read_records(synthetic_splits["dev"], data_config_for(classifier), classifier.taxonomy)
+    records = read_records(synthetic_splits["dev"], classifier.data_config(), classifier.taxonomy)
     scores = classifier.predict_proba(records.inputs)
     flagged = classifier.decide(scores)
     for j, category in enumerate(classifier.categories):

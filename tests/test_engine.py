@@ -19,7 +19,7 @@ from PIL import Image
 import modelkit
 from modelkit.cli import main
 from modelkit.data.synthetic import write_synthetic_image_splits
-from modelkit.inference.shards import OutputFolderError
+from modelkit.batch.shards import OutputFolderError
 
 
 IMAGE_CATEGORIES = ["gore", "violence"]
@@ -260,7 +260,7 @@ def test_folder_of_pictures_is_an_input(tiny_image_checkpoint, tmp_path):
 @pytest.mark.slow
 def test_ray_engine_writes_what_the_local_engine_writes(ngram_checkpoint, tmp_path):
     ray = pytest.importorskip("ray")
-    from modelkit.inference.ray_engine import predict_files_with_ray
+    from modelkit.batch.ray import predict_files_with_ray
 
     rows = _texts(3000)
     rows[17] = {"id": "t17", "text": None}

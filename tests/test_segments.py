@@ -1,5 +1,5 @@
 """Video segments: frame scores to timestamped segments (modelkit.video.segments) and their
-evaluation and timeline plot (modelkit.evaluation.segments)."""
+evaluation and timeline plot (modelkit.video.evaluation)."""
 
 import json
 import struct
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from modelkit.config import ConfigError, from_dict
-from modelkit.evaluation.segments import segment_metrics, temporal_iou, timeline_figure
+from modelkit.video.evaluation import segment_metrics, temporal_iou, timeline_figure
 from modelkit.video.segments import SegmentConfig, find_segments, frame_cells
 
 LOW, HIGH = 0.05, 0.9

@@ -14,9 +14,10 @@ import torch
 
 import modelkit
 import video_files
-from modelkit.data.records import DataConfig, DataError, part_labels, read_records
+from modelkit.data.records import DataConfig, DataError, read_records
+from modelkit.video.segments import part_labels
 from modelkit.data.synthetic import write_synthetic_video_splits
-from modelkit.evaluation.segments import segment_metrics, temporal_iou
+from modelkit.video.evaluation import segment_metrics, temporal_iou
 from modelkit.video.models import pool_frames, video_classifier
 
 CATEGORIES = ["pornography", "soft_pornography", "vulgar"]
@@ -97,7 +98,7 @@ def test_checkpoint_round_trip_and_backends(video_checkpoint, video_splits, tmp_
     assert clf.model._frame_session is not None and again.model._frame_session is None
     record = first[0].to_dict()
     assert set(record) == {"scores", "labels", "segments", "evidence"}
-    assert record["evidence"]["frames"] == len(first[0].timeline[0])
+    assert record["evidence"]["frames"] == len(first[0].parts[0])
 
 
 def test_video_classifier_from_an_image_checkpoint(video_checkpoint, video_splits):
@@ -110,7 +111,7 @@ def test_video_classifier_from_an_image_checkpoint(video_checkpoint, video_split
     clf = video_classifier(image_dir, sampler={"fps": 2, "size": 36})
     path = str(video_splits["test"].parent / read_jsonl(video_splits["test"])[0]["video"])
     prediction = clf.predict([path])[0]
-    times, scores = prediction.timeline
+    times, scores = prediction.parts
     assert np.allclose(list(prediction.scores.values()), scores.max(axis=0), atol=1e-5)
     assert np.allclose(np.diff(times), 0.5)
 

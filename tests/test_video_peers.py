@@ -11,7 +11,7 @@ import pytest
 
 import modelkit
 from modelkit.data.synthetic import write_text_overlay_splits
-from modelkit.evaluation.segments import temporal_iou
+from modelkit.video.evaluation import temporal_iou
 from modelkit.video import SamplerConfig, sample_frames, video_classifier
 
 pytest.importorskip("rapidocr_onnxruntime")
@@ -100,5 +100,5 @@ def test_open_nsfw_scores_frames_and_a_video_scores_its_worst_frame(tmp_path):
     prediction = clf.predict([str(path)])[0]
     frames = [frame.image for frame in sample_frames(str(path), SamplerConfig(fps=2, size=None))]
     per_frame = modelkit.load(tmp_path / "nsfw").predict_proba(frames)
-    assert np.allclose(prediction.timeline[1], per_frame, atol=1e-5)
+    assert np.allclose(prediction.parts[1], per_frame, atol=1e-5)
     assert np.allclose(list(prediction.scores.values()), per_frame.max(axis=0), atol=1e-5)

@@ -14,7 +14,7 @@ Modalities (``modelkit.text`` today) plug in through the registries: ``register_
 ``register_processor`` and ``register_model``.
 """
 
-__version__ = "0.2.0"
+from ._version import __version__
 
 from .checkpoint import CheckpointError, load_processor
 from .classifier import Classifier, Prediction, load
@@ -25,8 +25,8 @@ from .evaluation.compare import compare_reports
 from .evaluation.evaluate import evaluate
 from .evaluation.report import EvaluationError, ScoredData, build_report, write_report
 from .hub import load_from_hub, push_to_hub
-from .inference.engine import RunSummary, predict_files
-from .inference.shards import read_predictions
+from .batch.engine import RunSummary, predict_files
+from .batch.shards import read_predictions
 from .models import ModerationModel, create_model, list_models, register_model
 from .policy import Policy
 from .processing import InputError, Processor, create_processor, list_processors, register_modality, register_processor

@@ -31,7 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from . import __version__
+from ._version import __version__
 from .config import ConfigError
 from .models.base import ModerationModel
 from .models.registry import get_model_class

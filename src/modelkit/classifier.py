@@ -7,52 +7,24 @@ owns batching, the device and autocast.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .inference.runner import Backend, OnError, Precision, Runner, RunResult, Timeline, check_input_list
+from .config import from_dict
+from .data.records import DataConfig
+from .inference.runner import Backend, OnError, Precision, Runner, check_input_list, chunked
 from .models.base import ModerationModel
+from .outputs import Outputs, Prediction, postprocess
 from .policy import Policy
 from .processing import Processor
 from .taxonomy import Taxonomy
-
-
-@dataclass
-class Prediction:
-    """Scores for one input. ``labels`` are the categories whose score reached its threshold;
-    ``evidence`` is what the model saw beside the scores (the text it read in a picture), and
-    ``error`` says why an input could not be scored (then there are no scores)."""
-
-    scores: dict[str, float]
-    labels: list[str] = field(default_factory=list)
-    evidence: dict[str, Any] | None = None
-    error: str | None = None
-    # Models that score parts of an input (video frames): the stretches that violate a category,
-    # ``{category, start_s, end_s, peak_s, peak_score}``, and the part times and their calibrated
-    # scores ``[parts, categories]`` they were cut from.
-    segments: list[dict[str, Any]] | None = None
-    timeline: tuple[np.ndarray, np.ndarray] | None = None
-
-    @property
-    def flagged(self) -> bool:
-        return bool(self.labels)
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.error is not None:
-            return {"error": self.error}
-        record: dict[str, Any] = {"scores": self.scores, "labels": self.labels}
-        if self.segments is not None:
-            record["segments"] = self.segments
-        if self.evidence is not None:
-            record["evidence"] = self.evidence
-        return record
 
 
 class Classifier:
@@ -142,6 +114,22 @@ class Classifier:
         """Raw logits before calibration, shape ``[len(inputs), n_categories]``."""
         return self.runner.run(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress).logits
 
+    def outputs(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False, num_workers: int = 0,
+                on_error: OnError = "raise") -> Outputs:
+        """Everything the model says about ``inputs``, by column (:class:`~modelkit.outputs.Outputs`):
+        what :meth:`predict` and ``evaluate`` are made from."""
+        result = self.runner.run(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress,
+                                 on_error=on_error)
+        return postprocess(result, self.policy, self.processor)
+
+    def stream_outputs(self, chunks: Iterable[Sequence[Any]], batch_size: int = 256, num_workers: int = 0,
+                       max_batch_tokens: int | None = None,
+                       progress: Callable[[int], None] | None = None) -> Iterator[Outputs]:
+        """:meth:`outputs` of each chunk of inputs, in order, an unreadable input becoming an error
+        row; one set of decoding workers serves every chunk (the batch engine's loop)."""
+        for result in self.runner.stream(chunks, batch_size, num_workers, max_batch_tokens, progress=progress):
+            yield postprocess(result, self.policy, self.processor)
+
     def predict_proba(self, inputs: Sequence[Any], batch_size: int = 256, progress: bool = False,
                       num_workers: int = 0) -> np.ndarray:
         """Calibrated sigmoid scores, shape ``[len(inputs), n_categories]``, columns in taxonomy order."""
@@ -156,9 +144,7 @@ class Classifier:
         """One :class:`Prediction` per input. ``num_workers`` decode inputs in worker processes
         (images); ``on_error="record"`` turns an input that cannot be read into a Prediction with
         ``error`` set instead of raising."""
-        result = self.runner.run(inputs, batch_size=batch_size, num_workers=num_workers, progress=progress,
-                                 on_error=on_error)
-        return self.predictions(result)
+        return self.outputs(inputs, batch_size, progress, num_workers, on_error).predictions()
 
     def predict_stream(self, inputs: Iterable[Any], batch_size: int = 256, num_workers: int = 0,
                        chunk_size: int = 4096, max_batch_tokens: int | None = None) -> Iterator[Prediction]:
@@ -166,35 +152,23 @@ class Classifier:
         inputs are read ``chunk_size`` at a time. An input that cannot be read yields a
         Prediction with ``error`` set. For files and resumable runs see
         :func:`modelkit.predict_files`."""
-        from .inference.engine import chunked
-
         check_input_list(inputs)
-        for result in self.runner.stream(chunked(inputs, chunk_size), batch_size, num_workers, max_batch_tokens):
-            yield from self.predictions(result)
+        for outputs in self.stream_outputs(chunked(inputs, chunk_size), batch_size, num_workers, max_batch_tokens):
+            yield from outputs.predictions()
 
-    def predictions(self, result: RunResult) -> list[Prediction]:
-        """A runner's logits, errors, evidence and timelines as :class:`Prediction` objects."""
-        scores = self.policy.scores(result.logits)
-        hits = self.decide(scores)
-        ids = self.categories
-        predictions = []
-        for row, row_hits, error, evidence, timeline in zip(scores, hits, result.errors, result.evidence,
-                                                            result.timelines):
-            if error is not None:
-                predictions.append(Prediction(scores={}, error=error))
-                continue
-            prediction = Prediction(scores={c: float(s) for c, s in zip(ids, row)},
-                                    labels=[c for c, hit in zip(ids, row_hits) if hit], evidence=evidence)
-            if timeline is not None:
-                prediction.timeline, prediction.segments = self.segments(timeline)
-            predictions.append(prediction)
-        return predictions
-
-    def segments(self, timeline: Timeline) -> tuple[tuple[np.ndarray, np.ndarray], list[dict[str, Any]]]:
-        """One input's scored parts -> ((part times, calibrated part scores), violating segments)."""
-        part_scores = self.policy.scores(timeline.logits)
-        segments = self.processor.segments(timeline.times, part_scores, self.threshold_vector, self.categories)
-        return (timeline.times, part_scores), segments
+    def data_config(self, **overrides: Any) -> DataConfig:
+        """The field names and label mapping the checkpoint was trained with, plus ``overrides``
+        (None values are ignored): how ``evaluate``, ``calibrate`` and the batch engine read data."""
+        stored = dict(self.extra.get("data") or {})
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if {"input_field", "inputs"} & set(overrides):  # a new input field replaces the stored ones
+            stored.pop("inputs", None)
+            stored.pop("input_field", None)
+        stored.update(overrides)
+        if "inputs" not in stored and "input_field" not in stored:  # a checkpoint built without a recipe
+            stored["inputs"] = {self.processor.modality: self.processor.modality}
+        known = {f.name for f in dataclasses.fields(DataConfig)}
+        return from_dict(DataConfig, {k: v for k, v in stored.items() if k in known}, where="data")
 
     def __repr__(self) -> str:
         return (f"Classifier({self.model.registry_name}, processor={self.processor.name}, "

@@ -115,10 +115,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .classifier import load
-    from .inference.engine import predict_files
+    from .batch.engine import predict_files
 
     if args.engine == "ray":
-        from .inference.ray_engine import predict_files_with_ray
+        from .batch.ray import predict_files_with_ray
 
         summary = predict_files_with_ray(
             args.checkpoint, args.input, args.output, output_format=args.format, input_field=args.input_field,
@@ -202,7 +202,7 @@ def _objective(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="modelkit", description="Trainable content-moderation classifiers.")
     parser.add_argument("--version", action="version", version=f"modelkit {__version__}")

@@ -203,16 +203,33 @@ class Processor:
         """What a decoded item shows a reviewer beside its scores (text read from a picture), or None."""
         return None
 
-    def timeline(self, item: Any) -> np.ndarray | None:
-        """Where in the input each scored part of a decoded item lies, in seconds (video frames),
-        for models that score parts (:attr:`~modelkit.models.base.ModerationModel.scores_parts`)."""
+    # -- the output side --------------------------------------------------------------------
+    # Names of the fields :meth:`postprocess` adds to a prediction (a video's ``segments``): each is
+    # a key of ``Prediction.to_dict()`` and a JSON column of a batch run's shards.
+    output_fields: ClassVar[tuple[str, ...]] = ()
+
+    def part_positions(self, item: Any) -> np.ndarray | None:
+        """Where in the input each part the model scores of a decoded item lies (a video's frames,
+        in seconds), or None: the input is scored whole. Inputs with positions keep their part
+        scores (``Prediction.parts``) for :meth:`postprocess`."""
         return None
 
-    def segments(self, times: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
-                 categories: list[str]) -> list[dict[str, Any]]:
-        """Per-part calibrated ``scores`` ``[parts, categories]`` at ``times`` -> the stretches of the
-        input that violate a category: ``{category, start_s, end_s, ...}`` dicts."""
-        raise NotImplementedError(f"processor {self.name!r} does not cut inputs into segments")
+    def postprocess(self, positions: np.ndarray, part_scores: np.ndarray, thresholds: np.ndarray,
+                    categories: list[str]) -> dict[str, Any]:
+        """The :attr:`output_fields` of one input from its parts' positions and calibrated scores
+        ``[parts, categories]`` (a video's violating segments). Called once per scored input with
+        parts, by the one output path (:func:`modelkit.outputs.postprocess`)."""
+        return {}
+
+    def part_annotations(self, records: Any, field: str | None) -> list[Any] | None:
+        """Each training row's annotation of its parts (a video's timed labels) from column
+        ``field`` of ``records``, validated; None: this processor learns from whole-input labels only."""
+        return None
+
+    def part_targets(self, item: Any, labels: np.ndarray, annotation: Any, categories: Sequence[str]) -> np.ndarray:
+        """Labels ``[parts, categories]`` of a decoded item's parts from its row's labels and
+        :meth:`part_annotations` entry (NaN where unknown: left to the input-level label)."""
+        raise NotImplementedError(f"processor {self.name!r} does not label parts")
 
     @property
     def max_batch_inputs(self) -> int | None:

@@ -20,7 +20,7 @@ import pytest
 import modelkit
 from modelkit.cli import main
 
-from conftest import REPO, ngram_recipe, one_line_error, tiny_text_classifier
+from conftest import ngram_recipe, one_line_error, tiny_text_classifier
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:

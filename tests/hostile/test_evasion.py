@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 import modelkit
 from modelkit.data.synthetic import CUES, FILLERS

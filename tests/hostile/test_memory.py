@@ -84,7 +84,7 @@ def test_long_video_scores_equal_one_batch_of_all_its_frames(frame_checkpoint, t
         clf = video_classifier(frame_checkpoint, sampler={"fps": 1, "max_frames": None, "size": 112},
                                aggregation=aggregation, backend="torch")
         prediction = clf.predict([video])[0]
-        times, part_scores = prediction.timeline
+        times, part_scores = prediction.parts
         assert len(times) == 300 and part_scores.shape == (300, 1)
         from modelkit.video.models import pool_frames
         import torch

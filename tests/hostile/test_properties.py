@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import modelkit
 from modelkit import CheckpointError, ConfigError, DataError
 from modelkit.data.records import DataConfig
-from modelkit.inference.sources import RowReader, open_source
+from modelkit.batch.sources import RowReader, open_source
 
 from conftest import tiny_text_classifier
 

@@ -285,7 +285,7 @@ def _find_bad_json_line(path: Path) -> None:
                 raise DataError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}")
 
 
-def _row_name(table, row: int, id_field: str | None) -> str:
+def row_name(table, row: int, id_field: str | None) -> str:
     if id_field and id_field in table.column_names:
         return f"row {row} (id {table[row][id_field]!r})"
     return f"row {row}"
@@ -416,7 +416,7 @@ class LabelEncoder:
         problems: dict[int, str] = {}
 
         def bad(row: int, name: str, problem: str) -> None:
-            problems.setdefault(row, f"{source}, {_row_name(table, row, cfg.id_field)}: column {name!r}: {problem}")
+            problems.setdefault(row, f"{source}, {row_name(table, row, cfg.id_field)}: column {name!r}: {problem}")
 
         if cfg.label_columns:
             for name in cfg.label_columns:
@@ -533,7 +533,7 @@ def read_records(
            if row not in label_problems and require_labels and (problem := why(row)) is not None]
     if not bad and not label_problems:
         return records
-    messages = [f"{name}, {_row_name(table, row, config.id_field)}: {problem}" for row, problem in bad]
+    messages = [f"{name}, {row_name(table, row, config.id_field)}: {problem}" for row, problem in bad]
     if bad and not config.skip_bad_files:
         raise DataError(f"{messages[0]}" + (f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else "")
                         + ("; in a recipe, data.skip_bad_files: true leaves such rows out" if file_fields else ""))
@@ -604,46 +604,3 @@ def take_rows(records: Records, index: Sequence[int]) -> Records:
         f"{records.source}[split]",
         {position[row]: problem for row, problem in records.problems.items() if row in position},
     )
-
-
-def row_segments(records: Records, field: str | None) -> list[list[dict[str, Any]]] | None:
-    """Each row's timed labels ``[{category, start_s, end_s}]`` from column ``field``, validated;
-    None when the data has no such column."""
-    if not field or field not in records.table.column_names:
-        return None
-    rows = []
-    for row, value in enumerate(records.table[field]):
-        value = [] if value is None else value
-        where = f"{records.source}, {_row_name(records.table, row, 'id' if 'id' in records.table.column_names else None)}"
-        if not isinstance(value, list):
-            raise DataError(f"{where}: {field} must be a list of {{category, start_s, end_s}}, got {type(value).__name__}")
-        for segment in value:
-            try:
-                start, end = float(segment["start_s"]), float(segment["end_s"])
-                str(segment["category"])
-            except (KeyError, TypeError, ValueError):
-                raise DataError(f"{where}: {field} entries need category, start_s and end_s (numbers), got "
-                                f"{segment!r}") from None
-            if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
-                raise DataError(f"{where}: {field}: need 0 <= start_s <= end_s, got {start} and {end}")
-        rows.append(value)
-    return rows
-
-
-def part_labels(times: np.ndarray, labels: np.ndarray, segments: list[dict[str, Any]],
-                categories: Sequence[str]) -> np.ndarray:
-    """Labels ``[parts, categories]`` of the parts of one input at ``times`` (seconds): a category
-    with segments is 1 inside them (start_s <= t < end_s) and 0 elsewhere; one the input is not
-    labelled with is 0 everywhere; one it is labelled with but without segments is unknown (NaN),
-    left to the input-level label. Segments of categories outside ``categories`` are ignored."""
-    times = np.asarray(times, dtype=np.float64)
-    out = np.where(np.asarray(labels, dtype=bool)[None, :], np.nan, 0.0).repeat(len(times), axis=0)
-    column = {category: j for j, category in enumerate(categories)}
-    timed = {column[s["category"]] for s in segments if s["category"] in column}
-    for j in timed:
-        out[:, j] = 0.0
-    for segment in segments:
-        j = column.get(segment["category"])
-        if j is not None:
-            out[(times >= float(segment["start_s"])) & (times < float(segment["end_s"])), j] = 1.0
-    return out.astype(np.float32)

@@ -16,7 +16,6 @@ from ..checkpoint import write_checkpoint_folder
 from ..classifier import Classifier
 from ..data.records import read_records
 from ..policy import scores_from_logits
-from .evaluate import data_config_for
 from .metrics import category_prf
 from .thresholds import Objective, fit_temperature, fit_thresholds
 
@@ -44,7 +43,7 @@ def calibrate(
     """
     objective = Objective.parse(objective) if isinstance(objective, str) else objective
     classifier = Classifier.load(checkpoint)
-    records = read_records(data, data_config_for(classifier, **data_overrides), classifier.taxonomy)
+    records = read_records(data, classifier.data_config(**data_overrides), classifier.taxonomy)
     truth = records.labels >= 0.5
     logits = classifier.predict_logits(records.inputs, batch_size=batch_size, progress=progress)
     categories = classifier.categories

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
-from ..classifier import Classifier, Prediction
-from ..config import from_dict
-from ..data.records import DataConfig, Records, read_records
+from ..classifier import Classifier
+from ..data.records import read_records
 from ..processing import input_preview
 from .metrics import format_metrics
 from .report import EvaluationError, ScoredData, build_report, write_report
-from .segments import segment_metrics, temporal_iou
-
-
-def data_config_for(classifier: Classifier, **overrides: Any) -> DataConfig:
-    """The field names and label mapping the checkpoint was trained with, plus overrides."""
-    stored = dict(classifier.extra.get("data") or {})
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if {"input_field", "inputs"} & set(overrides):  # a new input field replaces the stored ones
-        stored.pop("inputs", None)
-        stored.pop("input_field", None)
-    stored.update(overrides)
-    if "inputs" not in stored and "input_field" not in stored:  # a checkpoint built without a recipe
-        stored["inputs"] = {classifier.processor.modality: classifier.processor.modality}
-    known = {f.name for f in dataclasses.fields(DataConfig)}
-    return from_dict(DataConfig, {k: v for k, v in stored.items() if k in known}, where="data")
+from .sections import report_sections
 
 
 def evaluate(
@@ -52,22 +34,15 @@ def evaluate(
     there (``report.json``, ``report.md``, ``report.html``, plots, ``predictions.jsonl``).
     """
     classifier = checkpoint if isinstance(checkpoint, Classifier) else Classifier.load(checkpoint)
-    config = data_config_for(classifier, **data_overrides)
+    config = classifier.data_config(**data_overrides)
     records = read_records(data, config, classifier.taxonomy)
     missing = [f for f in slice_by if f not in records.table.column_names]
     if missing:
         raise EvaluationError(
             f"{records.source}: cannot slice by {missing[0]!r}; columns: {', '.join(records.table.column_names)}"
         )
-    segments = None
-    if classifier.model.scores_parts:
-        predictions = classifier.predict(records.inputs, batch_size=batch_size, progress=progress,
-                                         num_workers=num_workers)
-        scores = np.array([[p.scores[c] for c in classifier.categories] for p in predictions], dtype=np.float32)
-        segments = segment_section(predictions, records, classifier)
-    else:
-        scores = classifier.predict_proba(records.inputs, batch_size=batch_size, progress=progress,
-                                          num_workers=num_workers)
+    outputs = classifier.outputs(records.inputs, batch_size=batch_size, progress=progress, num_workers=num_workers)
+    scores = outputs.scores
     modality = next(iter(records.columns))
     scored = ScoredData.build(
         records.labels, scores, classifier.categories, ids=records.ids, inputs=records.inputs,
@@ -89,41 +64,13 @@ def evaluate(
         scored, classifier.threshold_vector, header=header, slice_by=slice_by,
         bootstrap_resamples=bootstrap_resamples, errors_per_category=errors_per_category,
     )
-    if segments is not None:
-        report["segments"] = segments
+    for section in report_sections():
+        built = section.build(outputs, records)
+        if built is not None:
+            report[section.name] = built
     if output_dir is not None:
         write_report(scored, report, output_dir)
     return report
-
-
-def segment_section(predictions: list[Prediction], records: Records, classifier: Classifier,
-                    field: str = "segments", timelines_per_category: int = 8) -> dict[str, Any]:
-    """Segment metrics against the data's ``segments`` column (when it has one) and, per category,
-    the timelines of the videos worth looking at: false alarms, then the worst-localised true
-    segments."""
-    table = records.table
-    predicted = [p.segments or [] for p in predictions]
-    truth = [list(row or []) for row in table[field]] if field in table.column_names else None
-    section: dict[str, Any] = {"field": field if truth is not None else None}
-    if truth is not None:
-        section["metrics"] = segment_metrics(predicted, truth, classifier.categories)
-    section["timelines"] = {}
-    for j, category in enumerate(classifier.categories):
-        ranked = []
-        for row, prediction in enumerate(predictions):
-            mine = [s for s in predicted[row] if s["category"] == category]
-            true = [s for s in (truth[row] if truth else []) if s["category"] == category]
-            if prediction.timeline is None or not (mine or true):
-                continue
-            best = max((temporal_iou(t, p) for t in true for p in mine), default=0.0)
-            ranked.append((best if true else -1.0, row, true, mine))
-        ranked.sort(key=lambda entry: entry[0])
-        section["timelines"][category] = [
-            {"id": records.ids[row], "times": predictions[row].timeline[0].round(3).tolist(),
-             "scores": predictions[row].timeline[1][:, j].round(4).tolist(), "truth": true, "predicted": mine}
-            for _, row, true, mine in ranked[:timelines_per_category]
-        ]
-    return section
 
 
 def summary_text(report: dict[str, Any]) -> str:

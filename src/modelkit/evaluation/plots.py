@@ -20,14 +20,14 @@ from sklearn.metrics import (  # noqa: E402
 DPI = 80
 
 
-def _png(figure) -> bytes:
+def figure_png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
     return buffer.getvalue()
 
 
-def _undefined(ax, title: str, why: str) -> None:
+def mark_undefined(ax, title: str, why: str) -> None:
     ax.set_title(title)
     ax.text(0.5, 0.5, f"undefined\n({why})", ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
@@ -48,12 +48,12 @@ def category_figure(category: str, truth: np.ndarray, scores: np.ndarray, thresh
         pr_ax.legend(fontsize=7, loc="lower left")
         pr_ax.set_title("precision-recall")
     else:
-        _undefined(pr_ax, "precision-recall", "no positives")
+        mark_undefined(pr_ax, "precision-recall", "no positives")
     if has_both:
         RocCurveDisplay.from_predictions(truth, scores, ax=roc_ax, name=category, plot_chance_level=True)
         roc_ax.set_title("ROC")
     else:
-        _undefined(roc_ax, "ROC", "labels are all one class")
+        mark_undefined(roc_ax, "ROC", "labels are all one class")
 
     bins = np.linspace(0.0, 1.0, 41)
     hist_ax.hist(scores[~truth], bins=bins, alpha=0.6, label=f"negative ({int((~truth).sum())})", color="tab:blue")
@@ -82,7 +82,7 @@ def category_figure(category: str, truth: np.ndarray, scores: np.ndarray, thresh
     cm_ax.set_ylabel("true")
     cm_ax.set_title(f"confusion at {threshold:.2f}")
     figure.suptitle(category, y=1.04, fontsize=14)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def class_confusion_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> bytes:
@@ -91,4 +91,4 @@ def class_confusion_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]
     figure, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay(np.asarray(matrix), display_labels=list(labels)).plot(ax=ax, colorbar=False, xticks_rotation=45)
     ax.set_title("one class per row (highest-scoring flagged category, or none)")
-    return _png(figure)
+    return figure_png(figure)

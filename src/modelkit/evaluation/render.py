@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from .report import OPERATING_POINTS, plot_name
+from .sections import OPERATING_POINTS, Block, number, plot_name, report_sections
 
-Block = tuple
 # Only inline JPEG/PNG data written by modelkit's previews is shown as a picture.
 _THUMBNAIL = re.compile(r"data:image/(jpeg|png);base64,[A-Za-z0-9+/=]+")
 
@@ -36,10 +35,6 @@ def _html_cell(cell: Any) -> str:
         caption = html.escape(cell.caption)
         return f'<img class="thumb" src="{cell.uri}" alt="{caption}" title="{caption}"><br>{caption}'
     return html.escape(str(cell))
-
-
-def number(value: float | None, digits: int = 3) -> str:
-    return "undefined" if value is None else f"{value:.{digits}f}"
 
 
 def with_interval(value: float | None, ci: Sequence[float] | None) -> str:
@@ -102,30 +97,9 @@ def report_blocks(report: dict[str, Any]) -> list[Block]:
         blocks += _category_blocks(name, m)
     for field, sliced in report.get("slices", {}).items():
         blocks += _slice_blocks(field, sliced, head["categories"])
-    if report.get("segments"):
-        blocks += _segment_blocks(report["segments"])
-    return blocks
-
-
-def _segment_blocks(section: dict[str, Any]) -> list[Block]:
-    blocks: list[Block] = [("heading", 2, "Segments")]
-    metrics = section.get("metrics")
-    if metrics is None:
-        blocks.append(("text", "The data has no segments column, so only predicted segments are shown."))
-    else:
-        blocks.append(("text", "Predicted segments against the true ones of each video: a prediction matches a true "
-                               "segment of its category at temporal IoU >= 0.5 (one to one)."))
-        blocks.append(("table", ["category", "true", "predicted", "matched", "precision", "recall", "F1",
-                                 "mean IoU", "videos with IoU >= 0.5", "false-alarm videos"], [
-            [name, str(m["true_segments"]), str(m["predicted_segments"]), str(m["matched"]), number(m["precision"]),
-             number(m["recall"]), number(m["f1"]), number(m["mean_iou"]), number(m["videos_with_iou_ge_0.5"]),
-             str(m["false_alarm_videos"])]
-            for name, m in metrics.items()
-        ]))
-    for category, videos in section.get("timelines", {}).items():
-        if videos:
-            blocks.append(("image", plot_name(category, "timeline_"),
-                           f"{category}: frame scores over time, true segments shaded, predicted ones as bars"))
+    for section in report_sections():
+        if report.get(section.name):
+            blocks += section.blocks(report[section.name])
     return blocks
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,14 +19,14 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_fscore_support
 
-from .. import __version__
+from .._version import __version__
 from ..checkpoint import write_json
 from .bootstrap import AVERAGES, HEADLINE, headline_draws, interval
 from .metrics import NONE_CLASS, compute_metrics
+from .sections import OPERATING_POINTS, plot_name, report_sections
 from .thresholds import operating_point
 
 REPORT_VERSION = 1
-OPERATING_POINTS = ("f1", "precision@0.9", "precision@0.95", "precision@0.99", "recall@0.9", "recall@0.95")
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
 PREDICTIONS = "predictions.jsonl"
 MAX_INPUT_CHARS = 600
@@ -320,10 +319,6 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------------
-def plot_name(category: str, kind: str = "") -> str:
-    return f"plots/{kind}" + (re.sub(r"[^0-9A-Za-z_.-]+", "_", category) or "category") + ".png"
-
-
 def write_predictions(data: ScoredData, path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in range(len(data)):
@@ -357,7 +352,6 @@ def write_report(data: ScoredData, report: dict[str, Any], output_dir: str | Pat
     """Write report.json/.md/.html, plots/*.png and predictions.jsonl; return their paths."""
     from .plots import category_figure, class_confusion_figure
     from .render import render_html, render_markdown
-    from .segments import timeline_figure
 
     output_dir = Path(output_dir)
     (output_dir / "plots").mkdir(parents=True, exist_ok=True)
@@ -368,9 +362,9 @@ def write_report(data: ScoredData, report: dict[str, Any], output_dir: str | Pat
         images[plot_name(category)] = category_figure(
             category, data.labels[:, j], data.scores[:, j], thresholds[category], section
         )
-    for category, videos in (report.get("segments") or {}).get("timelines", {}).items():
-        if videos:
-            images[plot_name(category, "timeline_")] = timeline_figure(category, videos, thresholds[category])
+    for section in report_sections():
+        if report.get(section.name) and section.figures is not None:
+            images.update(section.figures(report[section.name], thresholds))
     exclusive = report["overall"].get("exclusive")
     if exclusive:
         images["plots/class_confusion.png"] = class_confusion_figure(exclusive["labels"], exclusive["confusion_matrix"])

@@ -236,7 +236,7 @@ class OnnxImageClassifier(ModerationModel):
             raise ConfigError(f"model.outputs: maps {len(mapped)} outputs to {len(set(mapped))} categories, the run "
                               f"scores {num_labels}; map one output to every category")
         if config.path is not None and config.graph_bytes is None:
-            from ..inference.onnx import read_graph_file
+            from ..models.onnx_graph import read_graph_file
 
             graph = np.frombuffer(read_graph_file(_onnx_file(config.path)), dtype=np.uint8).copy()
             config.graph_bytes = graph.size
@@ -259,7 +259,7 @@ class OnnxImageClassifier(ModerationModel):
         return {"name": cls.default_processor, **(preset[2] if preset else {})}
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
-        from ..inference.onnx import self_contained
+        from ..models.onnx_graph import self_contained
 
         super()._load_from_state_dict(*args, **kwargs)
         self._session = None  # a new graph arrived
@@ -267,7 +267,7 @@ class OnnxImageClassifier(ModerationModel):
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         if self._session is None:
-            from ..inference.onnx import OnnxSession
+            from ..models.onnx_graph import OnnxSession
 
             try:
                 self._session = OnnxSession(self.graph.cpu().numpy().tobytes())

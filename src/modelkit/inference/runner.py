@@ -6,6 +6,7 @@ torch sees one, else the CPU.
 
 from __future__ import annotations
 
+import itertools
 from contextlib import nullcontext
 from collections.abc import Mapping
 import multiprocessing as mp
@@ -20,7 +21,8 @@ from tqdm.auto import tqdm
 from ..config import ConfigError
 from ..models.base import ModerationModel
 from ..processing import InputError, Processor, check_input
-from .onnx import exported_session, onnxruntime_available
+from ..models.onnx_graph import onnxruntime_available
+from .onnx import exported_session
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,22 +66,24 @@ OnError = Literal["raise", "record"]
 
 
 @dataclass
-class Timeline:
-    """The parts of one input a model scored (video frames): their times and logits ``[parts, C]``."""
+class Parts:
+    """The parts of one input a model scored (a video's frames), where each lies in the input (in
+    the processor's unit: seconds of a video, see :meth:`~modelkit.processing.Processor.part_positions`)
+    and their logits ``[parts, C]``."""
 
-    times: np.ndarray
+    positions: np.ndarray
     logits: np.ndarray
 
 
 @dataclass
 class RunResult:
     """Per-input logits (NaN rows where decoding failed), the failure messages, evidence, and for
-    models that score parts of inputs, each input's :class:`Timeline`."""
+    processors that place the parts of their inputs, each input's :class:`Parts`."""
 
     logits: np.ndarray
     errors: list[str | None]
     evidence: list[dict[str, Any] | None]
-    timelines: list[Timeline | None]
+    parts: list[Parts | None]
 
 
 def check_input_list(inputs: Any) -> None:
@@ -89,6 +93,13 @@ def check_input_list(inputs: Any) -> None:
         raise TypeError(f"expected a list of inputs, got a single {type(inputs).__name__}; wrap it in a list")
     if not isinstance(inputs, Iterable):
         raise TypeError(f"expected a list of inputs, got {'None' if inputs is None else type(inputs).__name__}")
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def _check_whole_number(name: str, value: Any, minimum: int) -> None:
@@ -148,7 +159,7 @@ class _Pieces(IterableDataset):
                     items.append(item)
                     prepared.owners.append(position)
                     prepared.evidence.append(evidence)
-                    prepared.times.append(processor.timeline(item))
+                    prepared.positions.append(processor.part_positions(item))
                     units, longest = units + size, max(longest, length)
                 prepared.ended.append(position)
             except (InputError, TypeError) as err:
@@ -165,7 +176,7 @@ class _Prepared:
 
     owners: list[int] = field(default_factory=list)
     evidence: list[dict[str, Any] | None] = field(default_factory=list)
-    times: list[np.ndarray | None] = field(default_factory=list)
+    positions: list[np.ndarray | None] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
     batch: dict[str, torch.Tensor] | None = None
@@ -184,10 +195,10 @@ class _Prepared:
 
 @dataclass
 class _Partial:
-    """An input whose pieces span batches: its part logits, part times and evidence so far."""
+    """An input whose pieces span batches: its part logits, part positions and evidence so far."""
 
     logits: list[np.ndarray] = field(default_factory=list)
-    times: list[np.ndarray] = field(default_factory=list)
+    positions: list[np.ndarray] = field(default_factory=list)
     evidence: list[dict[str, Any] | None] = field(default_factory=list)
 
 
@@ -334,8 +345,8 @@ class Runner:
         if prepared.batch is not None:
             logits, rows = self._part_logits(prepared.batch)
             ended = set(prepared.ended)
-            timed = any(times is not None for times in prepared.times)
-            if not timed and all(owner in ended and owner not in partial for owner in prepared.owners):
+            placed = any(positions is not None for positions in prepared.positions)
+            if not placed and all(owner in ended and owner not in partial for owner in prepared.owners):
                 # The common case: every input whole in this batch, pooled in one call. Pieces
                 # come grouped by input; number the inputs in that order for the pooling.
                 grouped: dict[int, list[dict[str, Any] | None]] = {}
@@ -353,8 +364,8 @@ class Runner:
                     entry = partial.setdefault(prepared.owners[piece], _Partial())
                     entry.logits.append(part.numpy())
                     entry.evidence.append(prepared.evidence[piece])
-                    if prepared.times[piece] is not None:
-                        entry.times.append(prepared.times[piece])
+                    if prepared.positions[piece] is not None:
+                        entry.positions.append(prepared.positions[piece])
         for position in prepared.ended:
             entry = partial.pop(position, None)
             if entry is not None:
@@ -376,8 +387,8 @@ class Runner:
         parts = np.concatenate(entry.logits)
         result.logits[position] = self._pool(torch.from_numpy(parts), torch.zeros(len(parts), dtype=torch.int64))[0]
         result.evidence[position] = self.processor.merge_evidence(entry.evidence)
-        if entry.times:
-            result.timelines[position] = Timeline(np.concatenate(entry.times), parts)
+        if entry.positions:
+            result.parts[position] = Parts(np.concatenate(entry.positions), parts)
 
     def run(self, inputs: Sequence[Any], batch_size: int = 256, num_workers: int = 0, progress: bool = False,
             on_error: OnError = "raise", max_batch_tokens: int | None = None) -> RunResult:

@@ -64,7 +64,10 @@ class ModerationModel(nn.Module):
     Subclasses set ``config_class`` (a dataclass) and ``default_processor`` (the registered
     processor a recipe gets unless it names another), build their layers in
     ``__init__(config, num_labels)`` and return logits ``[batch, num_labels]`` from
-    ``forward(**batch)``.
+    ``forward(**batch)``. Models whose processor places the parts of an input and labels them
+    (a video's frames: :meth:`~modelkit.processing.Processor.part_targets`) also take
+    ``forward(**batch, with_parts=True)`` and then return (logits, part logits, the input of each
+    part); the trainer asks for them only when a batch carries part labels.
     """
 
     config_class: ClassVar[type]
@@ -79,11 +82,9 @@ class ModerationModel(nn.Module):
     # ONNX export holds :meth:`window_logits`, and the pooling over an input's windows (a
     # data-dependent shape) happens outside the graph.
     pools_windows: ClassVar[bool] = False
-    # True for models that score parts of an input (video frames) and pool them: their forward
-    # takes ``with_parts=True`` and then returns (logits [inputs, C], part logits [parts, C], the
-    # input of each part, ascending); predictions carry per-part scores and segments, and
-    # training uses part labels where the data has them.
-    scores_parts: ClassVar[bool] = False
+    # False for models that `modelkit export` cannot turn into one ONNX graph (a composite whose
+    # members are exported instead: a video model's frame model, an ensemble's members).
+    exportable: ClassVar[bool] = True
     # Config keys that name files (pretrained weights, a member recipe): a recipe's relative
     # path is looked up beside the recipe when it does not exist from the working directory.
     path_fields: ClassVar[tuple[str, ...]] = ()

@@ -142,6 +142,7 @@ class EnsembleModel(ModerationModel):
 
     config_class = EnsembleConfig
     default_processor = "ensemble"
+    exportable = False
 
     def __init__(self, config: EnsembleConfig, num_labels: int, members: Sequence[ModerationModel] | None = None):
         super().__init__(config, num_labels)

@@ -43,6 +43,7 @@ class ExportedOnnxModel(ModerationModel):
     """An exported graph behind the ModerationModel interface; runs on the CPU in ONNX Runtime."""
 
     config_class = ExportedOnnxConfig
+    exportable = False
 
     def __init__(self, config: ExportedOnnxConfig, num_labels: int, graph: bytes | None = None) -> None:
         super().__init__(config, num_labels)
@@ -56,7 +57,7 @@ class ExportedOnnxModel(ModerationModel):
         return None if sizes is None else sizes[0]
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
-        from ..inference.onnx import self_contained
+        from .onnx_graph import self_contained
 
         super()._load_from_state_dict(*args, **kwargs)
         self._session = None  # a new graph arrived
@@ -64,7 +65,7 @@ class ExportedOnnxModel(ModerationModel):
 
     def session(self):
         if self._session is None:
-            from ..inference.onnx import OnnxSession
+            from .onnx_graph import OnnxSession
 
             try:
                 self._session = OnnxSession(self.graph.cpu().numpy().tobytes())

@@ -19,22 +19,23 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
-from ..data.records import Records, part_labels
+from ..data.records import Records
 from ..processing import InputError, Processor, get_modality
 
 
 class Examples(Dataset):
-    """Rows as (item, labels); ``paired``: ((eval item, train item), labels). With ``segments``
-    (timed labels per row) and ``categories``: (item, labels, part labels), the labels of each part
-    the processor cut the item into (video frames, :func:`~modelkit.data.records.part_labels`)."""
+    """Rows as (item, labels); ``paired``: ((eval item, train item), labels). With ``annotations``
+    (the processor's :meth:`~modelkit.processing.Processor.part_annotations` of each row) and
+    ``categories``: (item, labels, part labels), the labels of each part the processor cut the
+    item into (a video's frames, :meth:`~modelkit.processing.Processor.part_targets`)."""
 
     def __init__(self, records: Records, processor: Processor, train: bool, paired: bool = False, seed: int = 0,
-                 segments: list[list[dict[str, Any]]] | None = None, categories: Sequence[str] = ()) -> None:
+                 annotations: list[Any] | None = None, categories: Sequence[str] = ()) -> None:
         if records.labels is None:
             raise ValueError(f"{records.source}: labels are needed for training and evaluation")
         self.inputs = records.inputs
         self.labels = torch.from_numpy(records.labels)
-        self.segments, self.categories = segments, list(categories)
+        self.annotations, self.categories = annotations, list(categories)
         # Train and eval views of one processor (shallow copies share tokenizers and tables).
         self.eval_processor = processor.in_mode(False)
         self.train_processor = processor.in_mode(True) if train else None
@@ -56,10 +57,9 @@ class Examples(Dataset):
         augmented = self.train_processor.decode(raw, labels.numpy(), rng)
         if self.paired:
             return (self.eval_processor.decode(raw), augmented), labels
-        if self.segments is not None:
-            times = self.train_processor.timeline(augmented)
-            return augmented, labels, torch.from_numpy(
-                part_labels(times, labels.numpy(), self.segments[index], self.categories))
+        if self.annotations is not None:
+            return augmented, labels, torch.from_numpy(self.train_processor.part_targets(
+                augmented, labels.numpy(), self.annotations[index], self.categories))
         return augmented, labels
 
 
@@ -150,10 +150,10 @@ def undecodable_rows(records: Records, processor: Processor, num_workers: int = 
 
 def build_loader(records: Records, processor: Processor, *, train: bool, batch_size: int, seed: int,
                  num_workers: int = 0, paired: bool = False, group_by_length: bool = False,
-                 segments: list[list[dict[str, Any]]] | None = None, categories: Sequence[str] = ()) -> DataLoader:
+                 annotations: list[Any] | None = None, categories: Sequence[str] = ()) -> DataLoader:
     """The DataLoader of one split: shuffled and augmented for training, in order for evaluation;
-    with ``segments``, batches carry ``part_labels`` too (see :class:`Examples`)."""
-    examples = Examples(records, processor, train=train, paired=paired, seed=seed, segments=segments,
+    with part ``annotations``, batches carry ``part_labels`` too (see :class:`Examples`)."""
+    examples = Examples(records, processor, train=train, paired=paired, seed=seed, annotations=annotations,
                         categories=categories)
     batch_size = processor.batch_size(batch_size)
     collate = Collate(processor, paired)

@@ -29,7 +29,6 @@ from ..data.records import (
     Records,
     fold_records,
     read_records,
-    row_segments,
     sample_per_class,
     split_records,
     take_rows,
@@ -257,7 +256,7 @@ class Trainer:
         seed = cfg.seed + acc.process_index
         train_loader = build_loader(splits.train, self.processor, train=True, batch_size=cfg.batch_size, seed=seed,
                                     num_workers=cfg.num_workers, paired=cfg.consistency > 0,
-                                    group_by_length=cfg.group_by_length, segments=self._part_supervision(model, splits.train),
+                                    group_by_length=cfg.group_by_length, annotations=self._part_supervision(splits.train),
                                     categories=self.taxonomy.ids)
         dev_loader = build_loader(splits.dev, self.processor, train=False, batch_size=cfg.eval_batch_size, seed=seed,
                                   num_workers=cfg.num_workers, group_by_length=cfg.group_by_length)
@@ -271,11 +270,12 @@ class Trainer:
         self.loss_fn.to(acc.device)
         return splits
 
-    def _part_supervision(self, model: ModerationModel, records: Records) -> list[list[dict[str, Any]]] | None:
-        """The training rows' timed labels, when the model scores parts and the data has them."""
-        if not (model.scores_parts and self.cfg.part_loss_weight and not self.cfg.consistency):
+    def _part_supervision(self, records: Records) -> list[Any] | None:
+        """The training rows' annotations of their parts (a video's timed labels), when the
+        processor learns from them and the data has them."""
+        if not (self.cfg.part_loss_weight and not self.cfg.consistency):
             return None
-        return row_segments(records, self.config.data.segments_field)
+        return self.processor.part_annotations(records, self.config.data.segments_field)
 
     def _decodable(self, records: Records) -> Records:
         """Decodes every row once when the inputs are files, so that a corrupt file fails (or, with
@@ -361,7 +361,7 @@ class Trainer:
                 if part_targets is None:
                     logits = model(**batch)
                     loss = self.loss_fn(logits, labels)
-                else:
+                else:  # the processor labelled the parts: its model returns their logits too
                     logits, part_logits, _ = model(**batch, with_parts=True)
                     loss = self.loss_fn(logits, labels) + cfg.part_loss_weight * _part_loss(part_logits, part_targets)
                 if cfg.consistency:

@@ -13,8 +13,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from ..evaluation.sections import register_report_section
 from ..processing import register_modality
 from . import models, processors  # noqa: F401  (register the processor and the model)
+from .evaluation import SEGMENTS_SECTION
 from .models import video_classifier
 from .sampler import Frame, SamplerConfig, VideoError, probe, sample_frames
 from .segments import SegmentConfig, find_segments
@@ -56,6 +58,7 @@ def _preview(value: Any) -> dict[str, str]:
 
 
 register_modality("video", check_video, files=True, preview=_preview)
+register_report_section(SEGMENTS_SECTION)
 
 __all__ = ["Frame", "SamplerConfig", "SegmentConfig", "VideoError", "find_segments", "probe", "sample_frames",
            "video_classifier"]

@@ -89,7 +89,7 @@ class VideoModel(ModerationModel):
     config_class = VideoModelConfig
     default_processor = "video"
     path_fields = ("frames_checkpoint",)
-    scores_parts = True
+    exportable = False
 
     def __init__(self, config: VideoModelConfig, num_labels: int, frames: ModerationModel | None = None) -> None:
         super().__init__(config, num_labels)

@@ -4,7 +4,7 @@ A video becomes a list of frame items (what an ``image`` or ``image_ocr`` proces
 each sampled picture) and the frames' times. :meth:`VideoProcessor.collate` concatenates the
 frames of a batch of videos into one frame batch, plus ``frame_rows`` (the video each frame came
 from), so any image model scores the frames and the ``video`` model pools them per video. After
-scoring, :meth:`VideoProcessor.segments` turns per-frame scores into timestamped segments.
+scoring, :meth:`VideoProcessor.postprocess` turns per-frame scores into timestamped segments.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..config import ConfigError, from_dict
 from ..processing import (InputError, Processor, check_input, create_processor, processor_from_config,
                           register_processor)
 from .sampler import Frame, SamplerConfig, sample_frames
-from .segments import SegmentConfig, find_segments
+from .segments import SegmentConfig, find_segments, part_labels, row_segments
 
 FRAME_FOLDER = "frame"
 # Frames one training batch may hold: 512 pictures of 224x224 are 300 MB as float32, whatever
@@ -144,7 +144,10 @@ class VideoProcessor(Processor):
         batch["frame_rows"] = torch.repeat_interleave(torch.arange(len(items)), counts)
         return batch
 
-    def timeline(self, item: VideoItem) -> np.ndarray:
+    output_fields = ("segments",)
+
+    def part_positions(self, item: VideoItem) -> np.ndarray:
+        """Frame times in seconds."""
         return item.times
 
     def evidence(self, item: VideoItem) -> dict[str, Any]:
@@ -170,9 +173,18 @@ class VideoProcessor(Processor):
             merged["frame_evidence"] = seen
         return merged
 
-    def segments(self, times: np.ndarray, scores: np.ndarray, thresholds: np.ndarray,
-                 categories: list[str]) -> list[dict[str, Any]]:
-        return find_segments(times, scores, thresholds, categories, self.config.segments)
+    def postprocess(self, positions: np.ndarray, part_scores: np.ndarray, thresholds: np.ndarray,
+                    categories: list[str]) -> dict[str, Any]:
+        """The video's violating ``segments`` from its frame times and calibrated frame scores."""
+        return {"segments": find_segments(positions, part_scores, thresholds, categories, self.config.segments)}
+
+    def part_annotations(self, records: Any, field: str | None) -> list[Any] | None:
+        """Each row's timed labels ``[{category, start_s, end_s}]`` (the ``data.segments_field`` column)."""
+        return row_segments(records, field)
+
+    def part_targets(self, item: VideoItem, labels: np.ndarray, annotation: Any,
+                     categories: Sequence[str]) -> np.ndarray:
+        return part_labels(item.times, labels, annotation, categories)
 
     def to_config(self) -> dict[str, Any]:
         return {**super().to_config(), "frame": self.frame.to_config()}

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
+
+from ..data.records import DataError, Records, row_name
 
 
 @dataclass
@@ -154,3 +157,47 @@ def find_segments(times: np.ndarray, scores: np.ndarray, enter: np.ndarray, cate
                 "peak_score": round(float(column[segment.peak]), 4),
             })
     return sorted(found, key=lambda s: (s["start_s"], s["category"]))
+
+
+# -- timed labels for training: which frames of a labelled video violate ------------------------
+def row_segments(records: Records, field: str | None) -> list[list[dict[str, Any]]] | None:
+    """Each row's timed labels ``[{category, start_s, end_s}]`` from column ``field``, validated;
+    None when the data has no such column."""
+    if not field or field not in records.table.column_names:
+        return None
+    rows = []
+    for row, value in enumerate(records.table[field]):
+        value = [] if value is None else value
+        where = f"{records.source}, {row_name(records.table, row, 'id' if 'id' in records.table.column_names else None)}"
+        if not isinstance(value, list):
+            raise DataError(f"{where}: {field} must be a list of {{category, start_s, end_s}}, got {type(value).__name__}")
+        for segment in value:
+            try:
+                start, end = float(segment["start_s"]), float(segment["end_s"])
+                str(segment["category"])
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{where}: {field} entries need category, start_s and end_s (numbers), got "
+                                f"{segment!r}") from None
+            if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
+                raise DataError(f"{where}: {field}: need 0 <= start_s <= end_s, got {start} and {end}")
+        rows.append(value)
+    return rows
+
+
+def part_labels(times: np.ndarray, labels: np.ndarray, segments: list[dict[str, Any]],
+                categories: Sequence[str]) -> np.ndarray:
+    """Labels ``[parts, categories]`` of the parts of one input at ``times`` (seconds): a category
+    with segments is 1 inside them (start_s <= t < end_s) and 0 elsewhere; one the input is not
+    labelled with is 0 everywhere; one it is labelled with but without segments is unknown (NaN),
+    left to the input-level label. Segments of categories outside ``categories`` are ignored."""
+    times = np.asarray(times, dtype=np.float64)
+    out = np.where(np.asarray(labels, dtype=bool)[None, :], np.nan, 0.0).repeat(len(times), axis=0)
+    column = {category: j for j, category in enumerate(categories)}
+    timed = {column[s["category"]] for s in segments if s["category"] in column}
+    for j in timed:
+        out[:, j] = 0.0
+    for segment in segments:
+        j = column.get(segment["category"])
+        if j is not None:
+            out[(times >= float(segment["start_s"])) & (times < float(segment["end_s"])), j] = 1.0
+    return out.astype(np.float32)

@@ -1,8 +1,8 @@
 """The batch engine: a file, folder, dataset or iterable in; a resumable folder of shards out.
 
 record -> :class:`~.sources.RowReader` (id, input or the reason there is none) -> the
-classifier's runner (decode in workers, batches by length, the model) -> predictions ->
-:class:`~.shards.ShardWriter`. Rows are read, scored and written a chunk at a time, so memory
+classifier (:meth:`~modelkit.Classifier.stream_outputs`: decode in workers, batches by length,
+the model, the one postprocess) -> :class:`~modelkit.outputs.Outputs` -> :class:`~.shards.ShardWriter`. Rows are read, scored and written a chunk at a time, so memory
 does not grow with the input. Shard ``k`` is rows ``[k * shard_size, (k + 1) * shard_size)``
 and its chunks are the same in every run, so a resumed run writes exactly what an uninterrupted
 one would have. Processes of a multi-GPU run (``accelerate launch``, ``torchrun``) each take
@@ -19,42 +19,35 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.records import DataError
 from ..processing import get_modality
+from ..inference.runner import chunked
 from .shards import (
     MANIFEST,
     OutputFolderError,
     OutputFormat,
     RunIdentity,
-    ScoredChunk,
     ShardWriter,
     claim_output,
     finished_shards,
     remove_stale_parts,
     write_json_atomically,
 )
-from .runner import RunResult
-from .sources import FolderSource, Row, RowReader, Source, duplicate_ids, open_source
+from .sources import FolderSource, RowReader, Source, duplicate_ids, open_source
 
 if TYPE_CHECKING:
     from ..classifier import Classifier
 
-# Rows per shard and per chunk: a text shard is about a minute of work on two cores, a file
-# shard a few minutes of decoding; a chunk is what is held in memory at once.
-SHARD_ROWS = {"text": 200_000, "files": 10_000}
+# Rows per shard and per chunk, for inputs held in the table (text) and inputs that are files:
+# an inline shard is about a minute of work on two cores, a file shard a few minutes of decoding;
+# a chunk is what is held in memory at once.
+SHARD_ROWS = {"inline": 200_000, "files": 10_000}
+CHUNK_ROWS = {"inline": 8192, "files": 256}
 logger = logging.getLogger(__name__)
-CHUNK_ROWS = {"text": 8192, "files": 256}
-
-
-def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 @dataclass
@@ -140,15 +133,13 @@ def open_run(classifier: Classifier, source: Any, output: str | Path, *, output_
              chunk_size: int | None = None, overwrite: bool = False, rank: int | None = None,
              world_size: int | None = None, shards: Sequence[int] | None = None) -> _Run:
     """Check ``output`` against the input and checkpoint, claim it, and return the run to execute."""
-    from ..evaluation.evaluate import data_config_for
-
     if output_format not in ("parquet", "jsonl"):
         raise ValueError(f"output_format must be 'parquet' or 'jsonl', got {output_format!r}")
     output = Path(output)
     _refuse_overlap(source, output, classifier)
-    data = data_config_for(classifier, input_field=input_field, id_field=id_field)
+    data = classifier.data_config(input_field=input_field, id_field=id_field)
     files = get_modality(classifier.processor.modality).files
-    kind = "files" if files else "text"
+    kind = "files" if files else "inline"
     shard_size = shard_size or SHARD_ROWS[kind]
     chunk_size = min(chunk_size or CHUNK_ROWS[kind], shard_size)
     if shard_size < 1 or chunk_size < 1:
@@ -228,20 +219,21 @@ class _Run:
         pending: deque = deque()
         bar = tqdm(total=total, initial=resumed, unit="item", desc="predict", disable=not progress,
                    smoothing=0.1)
-        results = classifier.runner.stream(self.chunks(pending), batch_size, num_workers, max_batch_tokens,
-                                           progress=bar.update)
+        results = classifier.stream_outputs(self.chunks(pending), batch_size, num_workers, max_batch_tokens,
+                                            progress=bar.update)
         try:
-            for result in results:
+            for outputs in results:
                 shard, rows = pending.popleft()
                 if writer is not None and writer.shard != shard:
                     writer.finish()
                     writer = None
                 if writer is None:
                     writer = ShardWriter(self.output, shard, self.output_format, classifier.categories,
-                                         classifier.model.scores_parts)
-                chunk = self.scored_chunk(rows, result)
-                bar.update(sum(row.problem is not None for row in rows))
-                writer.write(chunk)
+                                         classifier.processor.output_fields)
+                readable = [index for index, row in enumerate(rows) if row.problem is None]
+                chunk = outputs.placed(len(rows), readable, [row.problem for row in rows])
+                bar.update(len(rows) - len(readable))
+                writer.write([row.id for row in rows], chunk)
                 scored += len(rows)
                 errors += sum(error is not None for error in chunk.errors)
             if writer is not None:
@@ -254,27 +246,6 @@ class _Run:
         seconds = time.perf_counter() - started
         complete = self.close_manifest()
         return RunSummary(str(self.output), self.rows, scored, errors, resumed, seconds, complete, self.duplicates)
-
-    def scored_chunk(self, rows: list[Row], result: RunResult) -> ScoredChunk:
-        """The runner's result for a chunk's readable rows, merged with the rows that had no input."""
-        classifier = self.classifier
-        readable = [index for index, row in enumerate(rows) if row.problem is None]
-        errors = [row.problem for row in rows]
-        scores = np.full((len(rows), len(classifier.categories)), np.nan, dtype=np.float32)
-        scores[readable] = classifier.policy.scores(result.logits)
-        evidence: list[Any] = [None] * len(rows)
-        segments: list[Any] | None = [None] * len(rows) if classifier.model.scores_parts else None
-        for position, index in enumerate(readable):
-            errors[index] = result.errors[position]
-            evidence[index] = result.evidence[position]
-            timeline = result.timelines[position]
-            if segments is not None and timeline is not None:
-                segments[index] = classifier.segments(timeline)[1]
-        hits = classifier.decide(np.nan_to_num(scores, nan=-1.0))
-        categories = classifier.categories
-        labels = [None if error is not None else [categories[j] for j in np.flatnonzero(row_hits)]
-                  for error, row_hits in zip(errors, hits)]
-        return ScoredChunk([row.id for row in rows], categories, scores, labels, evidence, segments, errors)
 
     def close_manifest(self) -> bool:
         """Totals and ``complete: true`` once every shard of the input is in (by any process)."""
@@ -290,4 +261,4 @@ class _Run:
         return True
 
 
-__all__ = ["RunSummary", "chunked", "open_run", "predict_files"]
+__all__ = ["RunSummary", "open_run", "predict_files"]

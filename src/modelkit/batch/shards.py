@@ -8,9 +8,9 @@ output of (input and checkpoint fingerprints, shard size, format); a run that do
 is refused. When the last shard is in, the manifest gains the totals and ``complete: true``.
 
 Parquet parts have one column per category (``score_<category>``), ``labels`` (a list),
-``evidence`` and ``segments`` (JSON text), and ``error``; ids are text. JSON-lines parts hold
-the rows as :meth:`Prediction.to_dict` writes them, with ``id`` first. :func:`read_predictions`
-reads either back as dicts.
+``evidence`` and each of the modality's output fields (JSON text; a video's ``segments``), and
+``error``; ids are text. JSON-lines parts hold the rows as :meth:`Prediction.to_dict` writes them,
+with ``id`` first. :func:`read_predictions` reads either back as those dicts.
 """
 
 from __future__ import annotations
@@ -22,15 +22,19 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
 import numpy as np
 
 from ..config import ConfigError
 
+if TYPE_CHECKING:
+    from ..outputs import Outputs
+
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 OutputFormat = Literal["parquet", "jsonl"]
+_BASE_COLUMNS = ("id", "labels", "evidence", "error")
 _PART = re.compile(r"^part-(\d{5,})\.(parquet|jsonl)$")
 
 
@@ -66,35 +70,6 @@ def finished_shards(output: Path, output_format: str) -> dict[int, Path]:
         if match and match.group(2) == output_format:
             found[int(match.group(1))] = path
     return found
-
-
-@dataclass
-class ScoredChunk:
-    """Output rows of one chunk, by column: calibrated scores ``[rows, categories]`` (NaN where
-    a row has an error), labels (None where it has), evidence, segments (models that score
-    parts) and errors."""
-
-    ids: list[Any]
-    categories: list[str]
-    scores: np.ndarray
-    labels: list[list[str] | None]
-    evidence: list[dict[str, Any] | None]
-    segments: list[list[dict[str, Any]] | None] | None
-    errors: list[str | None]
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Rows as :meth:`Prediction.to_dict` writes them, with the id first."""
-        for row, row_id in enumerate(self.ids):
-            if self.errors[row] is not None:
-                yield {"id": row_id, "error": self.errors[row]}
-                continue
-            record = {"id": row_id, "scores": dict(zip(self.categories, self.scores[row].tolist())),
-                      "labels": self.labels[row]}
-            if self.segments is not None and self.segments[row] is not None:
-                record["segments"] = self.segments[row]
-            if self.evidence[row] is not None:
-                record["evidence"] = self.evidence[row]
-            yield record
 
 
 @dataclass
@@ -174,13 +149,13 @@ class ShardWriter:
     """Rows of one shard, appended chunk by chunk to a temporary file, renamed when finished."""
 
     def __init__(self, output: Path, shard: int, output_format: OutputFormat, categories: list[str],
-                 with_segments: bool) -> None:
+                 output_fields: Sequence[str] = ()) -> None:
         self.shard = shard
         self.final = output / part_name(shard, output_format)
         self.temporary = output / f".{self.final.name}.{uuid.uuid4().hex}.tmp"
         self.output_format = output_format
         self.categories = categories
-        self.with_segments = with_segments
+        self.output_fields = tuple(output_fields)
         self.rows = 0
         self.errors = 0
         self._writer: Any = None
@@ -196,7 +171,7 @@ class ShardWriter:
                     fields = [pa.field("id", pa.string())]
                     fields += [pa.field(f"score_{category}", pa.float32()) for category in categories]
                     fields += [pa.field("labels", pa.list_(pa.string())), pa.field("evidence", pa.string())]
-                    fields += [pa.field("segments", pa.string())] if with_segments else []
+                    fields += [pa.field(name, pa.string()) for name in self.output_fields]
                     fields += [pa.field("error", pa.string())]
                     self._schema = pa.schema(fields)
                     self._writer = pq.ParquetWriter(self.temporary, self._schema, compression="zstd")
@@ -214,29 +189,31 @@ class ShardWriter:
             raise OSError(err.errno, f"{err.strerror or err}; the shards finished so far are kept: rerun the same "
                           "command to continue", str(self.final)) from None
 
-    def write(self, chunk: ScoredChunk) -> None:
-        self.rows += len(chunk.ids)
+    def write(self, ids: list[str | None], chunk: Outputs) -> None:
+        """Append rows ``ids`` (text, None where unknown) with their outputs."""
+        self.rows += len(ids)
         self.errors += sum(error is not None for error in chunk.errors)
         with self._writing():
-            self._write(chunk)
+            self._write(ids, chunk)
 
-    def _write(self, chunk: ScoredChunk) -> None:
+    def _write(self, ids: list[str | None], chunk: Outputs) -> None:
         if self.output_format == "jsonl":
-            self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk.records()))
+            self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n"
+                                       for record in chunk.records(ids)))
             return
         import pyarrow as pa
 
         def as_json(values: list[Any]) -> list[str | None]:
             return [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
 
-        columns: dict[str, Any] = {"id": chunk.ids}  # text already (sources.id_text), None where unknown
+        columns: dict[str, Any] = {"id": ids}
         for column, category in enumerate(self.categories):
             scores = chunk.scores[:, column]
             columns[f"score_{category}"] = pa.array(scores, mask=np.isnan(scores), type=pa.float32())
         columns["labels"] = chunk.labels
         columns["evidence"] = as_json(chunk.evidence)
-        if self.with_segments:
-            columns["segments"] = as_json(chunk.segments or [None] * len(chunk.ids))
+        for name in self.output_fields:
+            columns[name] = as_json(chunk.fields[name])
         columns["error"] = chunk.errors
         self._writer.write_table(pa.table(columns, schema=self._schema))
 
@@ -259,7 +236,8 @@ class ShardWriter:
 
 def read_predictions(output: str | Path) -> Iterator[dict[str, Any]]:
     """The rows of a batch run's output folder, in input order, as ``{"id", "scores", "labels",
-    "evidence"?, "segments"?, "error"?}`` dicts (parquet ids come back as text)."""
+    <output fields>?, "evidence"?}`` or ``{"id", "error"}`` dicts, whichever the format (parquet
+    ids come back as text)."""
     output = Path(output)
     manifest_path = output / MANIFEST
     if not manifest_path.is_file():
@@ -274,13 +252,14 @@ def read_predictions(output: str | Path) -> Iterator[dict[str, Any]]:
 
         table = pq.read_table(path)
         categories = [name[len("score_"):] for name in table.column_names if name.startswith("score_")]
+        output_fields = [name for name in table.column_names
+                         if not name.startswith("score_") and name not in _BASE_COLUMNS]
         for row in table.to_pylist():
             if row["error"] is not None:
                 yield {"id": row["id"], "error": row["error"]}
                 continue
             record = {"id": row["id"], "scores": {c: row[f"score_{c}"] for c in categories}, "labels": row["labels"]}
-            if row.get("segments") is not None:
-                record["segments"] = json.loads(row["segments"])
+            record.update((name, json.loads(row[name])) for name in output_fields if row[name] is not None)
             if row["evidence"] is not None:
                 record["evidence"] = json.loads(row["evidence"])
             yield record

@@ -1,7 +1,8 @@
-"""Segment evaluation for timestamped detections: temporal IoU, matching metrics, timeline plots.
+"""Segment evaluation for timestamped detections: temporal IoU, matching metrics, timeline plots,
+and the report's Segments section (registered in :mod:`modelkit.video`).
 
 Segments are plain dicts ``{"category", "start_s", "end_s", ...}`` (extra keys are ignored), the
-format detectors return and annotators' truth files hold; the core knows nothing else about video.
+format detectors return and annotators' truth files hold.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
-from modelkit.evaluation.plots import _png, _undefined
+from ..evaluation.sections import Block, ReportSection, number, plot_name
+
+if TYPE_CHECKING:
+    from ..data.records import Records
+    from ..outputs import Outputs
 
 LOCALISED_IOU = 0.5  # the fixed bar of "videos_with_iou_ge_0.5", whatever the matching threshold
 SCORE_COLOR, TRUTH_COLOR, PREDICTED_COLOR = "tab:blue", "tab:red", "tab:orange"
@@ -196,10 +198,16 @@ def timeline_figure(category: str, videos: list[dict], threshold: float) -> byte
     Each video is ``{"id", "times": [s], "scores": [...], "truth": [segments], "predicted":
     [segments]}``; segments of other categories are ignored. Meant for a dozen videos or so.
     """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from ..evaluation.plots import figure_png, mark_undefined
+
     if not videos:
         figure, ax = plt.subplots(figsize=(12, 2))
-        _undefined(ax, f"{category}: segments over time", "no videos")
-        return _png(figure)
+        mark_undefined(ax, f"{category}: segments over time", "no videos")
+        return figure_png(figure)
     figure, axes = plt.subplots(len(videos), 1, figsize=(12, 1.7 * len(videos) + 1), squeeze=False,
                                 layout="constrained")
     for ax, video in zip(axes[:, 0], videos):
@@ -214,4 +222,68 @@ def timeline_figure(category: str, videos: list[dict], threshold: float) -> byte
     ]
     figure.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8)
     figure.suptitle(f"{category}: frame scores and segments over time")
-    return _png(figure)
+    return figure_png(figure)
+
+
+# -- the report's Segments section ---------------------------------------------------------------
+def segment_section(outputs: Outputs, records: Records, field: str = "segments",
+                    timelines_per_category: int = 8) -> dict[str, Any] | None:
+    """Segment metrics against the data's ``segments`` column (when it has one) and, per category,
+    the timelines of the videos worth looking at: false alarms, then the worst-localised true
+    segments. None when the outputs have no segments (not a video run)."""
+    if "segments" not in outputs.fields:
+        return None
+    table, categories = records.table, outputs.categories
+    predicted = [segments or [] for segments in outputs.fields["segments"]]
+    truth = [list(row or []) for row in table[field]] if field in table.column_names else None
+    section: dict[str, Any] = {"field": field if truth is not None else None}
+    if truth is not None:
+        section["metrics"] = segment_metrics(predicted, truth, categories)
+    section["timelines"] = {}
+    for j, category in enumerate(categories):
+        ranked = []
+        for row, parts in enumerate(outputs.parts):
+            mine = [s for s in predicted[row] if s["category"] == category]
+            true = [s for s in (truth[row] if truth else []) if s["category"] == category]
+            if parts is None or not (mine or true):
+                continue
+            best = max((temporal_iou(t, p) for t in true for p in mine), default=0.0)
+            ranked.append((best if true else -1.0, row, true, mine))
+        ranked.sort(key=lambda entry: entry[0])
+        section["timelines"][category] = [
+            {"id": records.ids[row], "times": outputs.parts[row][0].round(3).tolist(),
+             "scores": outputs.parts[row][1][:, j].round(4).tolist(), "truth": true, "predicted": mine}
+            for _, row, true, mine in ranked[:timelines_per_category]
+        ]
+    return section
+
+
+def segment_blocks(section: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [("heading", 2, "Segments")]
+    metrics = section.get("metrics")
+    if metrics is None:
+        blocks.append(("text", "The data has no segments column, so only predicted segments are shown."))
+    else:
+        blocks.append(("text", "Predicted segments against the true ones of each video: a prediction matches a true "
+                               "segment of its category at temporal IoU >= 0.5 (one to one)."))
+        blocks.append(("table", ["category", "true", "predicted", "matched", "precision", "recall", "F1",
+                                 "mean IoU", "videos with IoU >= 0.5", "false-alarm videos"], [
+            [name, str(m["true_segments"]), str(m["predicted_segments"]), str(m["matched"]), number(m["precision"]),
+             number(m["recall"]), number(m["f1"]), number(m["mean_iou"]), number(m["videos_with_iou_ge_0.5"]),
+             str(m["false_alarm_videos"])]
+            for name, m in metrics.items()
+        ]))
+    for category, videos in section.get("timelines", {}).items():
+        if videos:
+            blocks.append(("image", plot_name(category, "timeline_"),
+                           f"{category}: frame scores over time, true segments shaded, predicted ones as bars"))
+    return blocks
+
+
+def segment_figures(section: dict[str, Any], thresholds: Mapping[str, float]) -> dict[str, bytes]:
+    return {plot_name(category, "timeline_"): timeline_figure(category, videos, thresholds[category])
+            for category, videos in section.get("timelines", {}).items() if videos}
+
+
+SEGMENTS_SECTION = ReportSection("segments", segment_section, segment_blocks, segment_figures)
+
