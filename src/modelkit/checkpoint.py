@@ -31,6 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .errors import CheckpointError
 from ._version import __version__
 from .config import ConfigError
 from .models.base import ModerationModel
@@ -47,9 +48,6 @@ METRICS = "metrics.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 logger = logging.getLogger(__name__)
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint directory is missing, incomplete, altered or incompatible."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """``modelkit`` command line: train, evaluate, calibrate, compare, predict, export, convert, demo.
 
-Modality packages add their own commands with :func:`register_command` (the text package adds
-``bootstrap``).
+Modality packages add their own commands with :func:`register_command`, from a module named by a
+``modelkit.commands`` entry point (the text package adds ``bootstrap``). This module imports
+neither torch nor a modality, so ``--help`` answers at once; each command imports what it runs.
 """
 
 from __future__ import annotations
@@ -12,24 +13,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .checkpoint import CheckpointError
-from .config import ConfigError
-from .data.records import DataError
-from .evaluation.report import EvaluationError
-from .plugins import load_plugins
-from .processing import InputError
+from .errors import CheckpointError, ConfigError, DataError, EvaluationError, InputError
+from .plugins import registered_commands, register_command  # noqa: F401  (register_command: for modalities)
 
 logger = logging.getLogger("modelkit")
-# name -> (help, add_arguments(parser), run(args) -> exit code), from modality packages.
-_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
-
-
-def register_command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-                     run: Callable[[argparse.Namespace], int]) -> None:
-    """Add ``modelkit NAME`` (for modality packages; the core commands are built in)."""
-    _COMMANDS[name] = (help, add_arguments, run)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -313,8 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs/demo")
     p.set_defaults(func=_cmd_demo)
 
-    load_plugins()
-    for name, (help_text, add_arguments, run) in sorted(_COMMANDS.items()):
+    for name, (help_text, add_arguments, run) in registered_commands():
         p = commands.add_parser(name, help=help_text)
         add_arguments(p)
         p.set_defaults(func=run)

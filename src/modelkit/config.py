@@ -17,11 +17,10 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from .errors import ConfigError
+
 T = TypeVar("T")
 
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type."""
 
 
 def _describe(value: Any) -> str:

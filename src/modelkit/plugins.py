@@ -8,35 +8,62 @@ package adds itself the same way::
     [project.entry-points."modelkit.plugins"]
     audio = "my_package.audio"      # a module whose import registers processors and models
 
+    [project.entry-points."modelkit.commands"]
+    audio = "my_package.audio_cli"  # optional: one that adds CLI commands (register_command)
+
 Code that registers by hand (a notebook, a test) needs no entry point at all.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from .config import ConfigError
 
 T = TypeVar("T")
 GROUP = "modelkit.plugins"
+# Modules that only add CLI commands (modelkit.cli.register_command), kept apart from the plugins
+# so that `modelkit --help` imports no model code.
+COMMANDS_GROUP = "modelkit.commands"
 logger = logging.getLogger(__name__)
-_loaded = False
+_loaded: set[str] = set()
 
 
-def load_plugins() -> None:
-    """Import every module of the ``modelkit.plugins`` entry points (once per process)."""
-    global _loaded
-    if _loaded:
+def _load_group(group: str) -> None:
+    if group in _loaded:
         return
-    _loaded = True
-    for entry in entry_points(group=GROUP):
+    _loaded.add(group)
+    for entry in entry_points(group=group):
         try:
             importlib.import_module(entry.value)
         except ImportError as err:  # an optional modality whose dependencies are not installed
             logger.warning("modelkit plugin %s (%s) could not be imported: %s", entry.name, entry.value, err)
+
+
+def load_plugins() -> None:
+    """Import every module of the ``modelkit.plugins`` entry points (once per process)."""
+    _load_group(GROUP)
+
+
+# name -> (help, add_arguments(parser), run(args) -> exit code). Here, not in modelkit.cli: under
+# `python -m modelkit.cli` that module runs as __main__, a second copy the plugins never see.
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def register_command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                     run: Callable[[argparse.Namespace], int]) -> None:
+    """Add ``modelkit NAME`` (for modality packages; the core commands are built in)."""
+    _COMMANDS[name] = (help, add_arguments, run)
+
+
+def registered_commands() -> list[tuple[str, tuple[str, Callable[..., None], Callable[..., int]]]]:
+    """The commands of the ``modelkit.commands`` entry points' modules (imported once per process)."""
+    _load_group(COMMANDS_GROUP)
+    return sorted(_COMMANDS.items())
 
 
 class Registry(Generic[T]):

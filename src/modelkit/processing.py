@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, from_dict, to_dict
+from .errors import InputError  # noqa: F401  (raised by processors, imported from here)
 from .plugins import Registry
 
 PROCESSOR_CONFIG = "processor_config.json"
@@ -48,9 +49,6 @@ class Modality:
     files: bool = False
     preview: Callable[[Any], dict[str, str]] | None = None
 
-
-class InputError(ValueError):
-    """One input cannot be decoded (a corrupt or missing file); the message names it."""
 
 
 _MODALITIES: Registry[Modality] = Registry("modality", "data.inputs")

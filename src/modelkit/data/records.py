@@ -31,6 +31,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from ..errors import DataError
 from ..processing import check_input, get_modality
 from ..taxonomy import Taxonomy
 
@@ -44,9 +45,6 @@ def convert_cell(kind: str, value: str) -> Any:
     """A CSV cell (text) as ``kind`` (int, float or bool); KeyError or ValueError when it is not."""
     return _CONVERTERS[kind](value)
 
-
-class DataError(ValueError):
-    """Input data is missing, malformed or has labels outside the taxonomy."""
 
 
 @dataclass

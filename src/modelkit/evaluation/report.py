@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_fscore_support
 
+from ..errors import EvaluationError
 from .._version import __version__
 from ..checkpoint import write_json
 from .bootstrap import AVERAGES, HEADLINE, headline_draws, interval
@@ -31,9 +32,6 @@ THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
 PREDICTIONS = "predictions.jsonl"
 MAX_INPUT_CHARS = 600
 
-
-class EvaluationError(ValueError):
-    """Scores, labels or report files that cannot be evaluated as given."""
 
 
 @dataclass

@@ -19,7 +19,6 @@ Every round writes its training set, checkpoint and questions under ``output_dir
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from dataclasses import dataclass, field
@@ -245,23 +244,3 @@ def bootstrap(
     }
     write_json(round_dir / "summary.json", summary)
     return summary
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``modelkit bootstrap``'s arguments."""
-    parser.add_argument("config", help="bootstrap YAML, e.g. configs/bootstrap/gambling.yaml")
-    parser.add_argument("--data-root", help="directory that a relative corpus path is taken from")
-    parser.add_argument("--labels", nargs="+", default=[], metavar="FILE",
-                        help="answered question files ({\"id\": ..., \"label\": 0|1} per line), oldest first")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-
-
-def run_command(args: argparse.Namespace) -> int:
-    summary = bootstrap(args.config, labels=args.labels, data_root=args.data_root, overrides=args.set)
-    print(f"{summary['corpus_rows']} rows: {summary['weak_positives']} weak positives from the rules, "
-          f"{summary['seeds']} seeds, {summary['human_labels']} human labels")
-    for rule, coverage in summary["rule_coverage"].items():
-        print(f"  rule {rule:<24} fires on {coverage:.1%} of rows")
-    print(f"checkpoint: {summary['checkpoint']} (flags {summary['flagged']} rows)")
-    print(f"label these next: {summary['questions']} (set each \"label\" to 0 or 1, then pass it with --labels)")
-    return 0

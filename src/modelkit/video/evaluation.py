@@ -109,8 +109,8 @@ def _summary(c: _Counts) -> dict[str, Any]:
 
 
 def _check_segments(segments: Sequence[dict], kind: str, video: int, categories: list[str]) -> None:
-    for number, segment in enumerate(segments):
-        where = f"video {video}: {kind} segment {number}"
+    for position, segment in enumerate(segments):
+        where = f"video {video}: {kind} segment {position}"
         if not isinstance(segment, dict) or not {"category", "start_s", "end_s"} <= segment.keys():
             raise ValueError(f"{where}: expected a dict with category, start_s and end_s, got {segment!r}")
         if segment["category"] not in categories:

@@ -1,0 +1,8 @@
+"""Registers the text modality, its processors and models (the ``modelkit.plugins`` entry point:
+the core imports this module the first time a registry lookup misses)."""
+
+from ..processing import register_modality
+from . import models, processors  # noqa: F401  (register processors and models)
+from .processors import check_text
+
+register_modality("text", check_text)
