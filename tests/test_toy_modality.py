@@ -2,7 +2,10 @@
 
 Fixed-length numeric vectors: their own input check, processor and model, registered with
 modelkit's public registries, then records -> train -> checkpoint -> load -> predict ->
-evaluate report, all through the command line.
+evaluate report, all through the command line. The model scores each half of a vector (its
+parts) and pools them; the processor places the halves and adds an output field of its own
+(which half scored highest per category), and a report section of its own: both reach
+predictions, engine shards (jsonl and parquet), ``read_predictions`` and the report.
 """
 
 import json
@@ -16,9 +19,11 @@ from torch import nn
 
 import modelkit
 from modelkit.cli import main
+from modelkit.evaluation.sections import ReportSection, register_report_section
 from modelkit.models import MultiLabelHead
 
 DIM = 8
+HALF = DIM // 2
 
 
 def check_vector(value):
@@ -56,6 +61,31 @@ class VectorProcessor(modelkit.Processor):
     def collate(self, items):
         return {"features": torch.from_numpy(np.stack(items))}
 
+    output_fields = ("strongest_half",)
+
+    def part_positions(self, item):
+        return np.array([0, HALF])  # where each half starts
+
+    def postprocess(self, positions, part_scores, thresholds, categories):
+        return {"strongest_half": {c: int(positions[np.argmax(part_scores[:, j])]) for j, c in enumerate(categories)}}
+
+
+def _halves_section(outputs, records):
+    if "strongest_half" not in outputs.fields:
+        return None
+    counts = {c: {"0": 0, str(HALF): 0} for c in outputs.categories}
+    for row in outputs.fields["strongest_half"]:
+        for category, start in (row or {}).items():
+            counts[category][str(start)] += 1
+    return {"counts": counts}
+
+
+register_report_section(ReportSection(
+    "toy_halves", _halves_section,
+    lambda section: [("heading", 2, "Strongest halves"),
+                     ("table", ["category", "first half", "second half"],
+                      [[c, str(n["0"]), str(n[str(HALF)])] for c, n in section["counts"].items()])]))
+
 
 @dataclass
 class MLPConfig:
@@ -69,20 +99,28 @@ class VectorMLP(modelkit.ModerationModel):
 
     def __init__(self, config, num_labels):
         super().__init__(config, num_labels)
-        self.body = nn.Sequential(nn.Linear(DIM, config.hidden), nn.ReLU())
+        # A half and which half it is: the parts share one body.
+        self.body = nn.Sequential(nn.Linear(HALF + 1, config.hidden), nn.ReLU())
         self.head = MultiLabelHead(config.hidden, num_labels)
 
+    def part_logits(self, features):
+        halves = features.reshape(-1, HALF)
+        which = torch.arange(len(halves), device=features.device) % 2
+        rows = torch.arange(len(features), device=features.device).repeat_interleave(2)
+        return self.head(self.body(torch.cat([halves, which[:, None].to(halves.dtype)], dim=1))), rows
+
     def forward(self, features):
-        return self.head(self.body(features))
+        return self.pool_parts(*self.part_logits(features))
 
 
 def _rows(n, seed):
-    """abuse when x0 > 0, violence when x1 > 0: a separable multi-label task."""
+    """abuse when x0 > 0.2 (first half), violence when x5 > 0.2 (second half): a separable
+    multi-label task."""
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
         x = rng.normal(size=DIM).round(4)
-        labels = [c for c, v in (("abuse", x[0]), ("violence", x[1])) if v > 0.2]
+        labels = [c for c, v in (("abuse", x[0]), ("violence", x[HALF + 1])) if v > 0.2]
         rows.append({"id": f"v{seed}-{i}", "features": x.tolist(), "labels": labels})
     return rows
 
@@ -110,22 +148,33 @@ def test_toy_modality_through_the_cli(tmp_path, capsys):
                                                                                "noise": 0.05}
 
     inputs = _write(tmp_path / "inputs.jsonl", [
-        {"id": "a", "features": [2.0, -2.0] + [0.0] * (DIM - 2)},
+        {"id": "a", "features": [2.0, 0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0]},
         {"id": "b", "features": [1.0, 2.0]},  # wrong length: an error record, not a crash
-        {"id": "c", "features": [-2.0, 2.0] + [0.0] * (DIM - 2)},
+        {"id": "c", "features": [-2.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]},
     ])
-    output = tmp_path / "predictions.jsonl"
-    assert main(["predict", str(checkpoint), "--input", str(inputs), "--output", str(output)]) == 0
-    written = list(modelkit.read_predictions(output))
-    assert written[0]["labels"] == ["abuse"] and written[2]["labels"] == ["violence"]
-    assert written[1] == {"id": "b", "error": f"field 'features' (vector8 input): expected a list of {DIM} numbers, got list"}
+    for output_format in ("jsonl", "parquet"):
+        output = tmp_path / f"predictions-{output_format}"
+        assert main(["predict", str(checkpoint), "--input", str(inputs), "--output", str(output),
+                     "--format", output_format]) == 0
+        written = list(modelkit.read_predictions(output))
+        assert written[0]["labels"] == ["abuse"] and written[2]["labels"] == ["violence"]
+        assert written[0]["strongest_half"]["abuse"] == 0 and written[2]["strongest_half"]["violence"] == HALF
+        assert written[1] == {"id": "b",
+                              "error": f"field 'features' (vector8 input): expected a list of {DIM} numbers, got list"}
 
     assert main(["evaluate", str(checkpoint), "--data", str(splits["test"]), "--output-dir", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["overall"]["macro_f1"] > 0.9, report["overall"]
     assert report["header"]["checkpoint"]["modality"] == "vector8"
-    assert (tmp_path / "eval" / "report.html").is_file()
+    counts = report["toy_halves"]["counts"]
+    assert sum(counts["abuse"].values()) == 150
+    assert "<h2>Strongest halves</h2>" in (tmp_path / "eval" / "report.html").read_text()
+    assert "## Strongest halves" in (tmp_path / "eval" / "report.md").read_text()
 
     clf = modelkit.load(checkpoint)
-    assert clf.predict([{"vector8": [2.0] * DIM}])[0].labels == ["abuse", "violence"]  # a record with the field
+    prediction = clf.predict([{"vector8": [2.0, 0, 0, 0, 0, 2.0, 0, 0]}])[0]  # a record with the field
+    assert prediction.labels == ["abuse", "violence"]
+    assert prediction.strongest_half == {"abuse": 0, "violence": HALF}
+    positions, part_scores = prediction.parts
+    assert positions.tolist() == [0, HALF] and part_scores.shape == (2, 2)
     assert modelkit.load_processor(checkpoint).config.noise == 0.05
