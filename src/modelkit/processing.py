@@ -278,6 +278,73 @@ class Processor:
         return f"{type(self).__name__}({self.name!r}, modality={self.modality!r}, training={self.training})"
 
 
+class CompositeProcessor(Processor):
+    """A processor made of other processors, its *parts* (as transformers' ``ProcessorMixin``): an
+    OCR processor holds a text processor, a video processor a frame processor, an ensemble one
+    processor per member.
+
+    A subclass names its parts in ``part_names`` (each also the field of its config dataclass that
+    holds that part's stored config, and the folder its files are saved in) and gets from the base:
+    building the parts from the config, train/eval mode for all of them, ``augments``, the stored
+    config with the parts' current configs, saving each part's files in its folder and loading
+    them back. A subclass whose parts are not fixed fields (an ensemble's list) overrides
+    :meth:`part_configs` and :meth:`to_config`; :meth:`check_parts` says what parts it accepts.
+    """
+
+    part_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any, parts: Mapping[str, Processor] | None = None) -> None:
+        super().__init__(config)
+        if parts is None:
+            parts = {}
+            for part, stored in self.part_configs(config).items():
+                stored = dict(stored)
+                parts[part] = create_processor(str(stored.pop("name", "")), **stored)
+        self.parts: dict[str, Processor] = dict(parts)
+        self.check_parts()
+
+    @classmethod
+    def part_configs(cls, config: Any) -> dict[str, dict[str, Any]]:
+        """Each part's stored config (``name`` + fields), by part name, from this processor's config."""
+        return {part: getattr(config, part) for part in cls.part_names}
+
+    def check_parts(self) -> None:
+        """Raise ConfigError when a part cannot serve here (reads another modality)."""
+
+    def train(self, mode: bool = True) -> CompositeProcessor:
+        for part in self.parts.values():
+            part.train(mode)
+        return super().train(mode)  # type: ignore[return-value]
+
+    def in_mode(self, training: bool) -> CompositeProcessor:
+        view = super().in_mode(training)
+        view.parts = {name: part.in_mode(training) for name, part in self.parts.items()}  # type: ignore[attr-defined]
+        return view  # type: ignore[return-value]
+
+    @property
+    def augments(self) -> bool:
+        return any(part.augments for part in self.parts.values())
+
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), **{name: part.to_config() for name, part in self.parts.items()}}
+
+    def save_assets(self, directory: Path) -> list[str]:
+        # Each part's files (a tokenizer) live in the part's own folder so their names cannot clash.
+        saved = []
+        for name, part in self.parts.items():
+            folder = directory / name
+            folder.mkdir(parents=True, exist_ok=True)
+            saved += [f"{name}/{file}" for file in part.save_assets(folder)]
+        return saved
+
+    @classmethod
+    def from_saved(cls, config: dict[str, Any], directory: Path) -> CompositeProcessor:
+        parsed = from_dict(cls.config_class, config, where=PROCESSOR_CONFIG)
+        parts = {name: processor_from_config(stored, directory / name)
+                 for name, stored in cls.part_configs(parsed).items()}
+        return cls(parsed, parts)
+
+
 def processor_from_config(config: dict[str, Any], directory: Path) -> Processor:
     """Rebuild a saved processor from its stored config (``name`` + fields)."""
     if not isinstance(config, dict):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,11 +24,10 @@ import torch
 from ..config import ConfigError, from_dict
 from ..models.base import ModerationModel
 from ..models.registry import get_model_class, register_model, stored_minimum_parameters
-from ..processing import InputError, Processor, create_processor, processor_from_config, register_processor
+from ..processing import CompositeProcessor, InputError, Processor, register_processor
 from .decode import DEFAULT_MAX_PIXELS, decode_image, read_bytes, source_name
 from .ocr import OcrConfig, OcrLine, TextReader, join_lines
 
-TEXT_FOLDER = "text"
 # The logit of every category for a picture without text: a score of about 1e-13 (and still
 # under 0.2 at the largest calibration temperature, 20).
 NO_TEXT_LOGIT = -30.0
@@ -50,34 +49,24 @@ class OcrProcessorConfig:
 
 
 @register_processor("image_ocr")
-class OcrProcessor(Processor):
+class OcrProcessor(CompositeProcessor):
     """Picture -> recognised text -> the text processor's item; batches are the text processor's."""
 
     modality = "image"
     config_class = OcrProcessorConfig
+    part_names = ("text",)
 
-    def __init__(self, config: OcrProcessorConfig, text: Processor | None = None) -> None:
-        super().__init__(config)
-        if text is None:
-            text_config = dict(config.text)
-            text = create_processor(str(text_config.pop("name", "")), **text_config)
-        if text.modality != "text":
-            raise ConfigError(f"processor.text: {text.name} reads {text.modality} inputs, not text")
-        self.text = text
+    def __init__(self, config: OcrProcessorConfig, parts: Mapping[str, Processor] | None = None) -> None:
+        super().__init__(config, parts)
         self.reader = TextReader(config.ocr)
 
-    def train(self, mode: bool = True) -> OcrProcessor:
-        self.text.train(mode)
-        return super().train(mode)
-
-    def in_mode(self, training: bool) -> OcrProcessor:
-        view = super().in_mode(training)
-        view.text = self.text.in_mode(training)
-        return view
+    def check_parts(self) -> None:
+        if self.text.modality != "text":
+            raise ConfigError(f"processor.text: {self.text.name} reads {self.text.modality} inputs, not text")
 
     @property
-    def augments(self) -> bool:
-        return self.text.augments
+    def text(self) -> Processor:
+        return self.parts["text"]
 
     def read_text(self, value: Any) -> tuple[str, list[OcrLine]]:
         """The text in one picture, and its lines with boxes."""
@@ -101,19 +90,6 @@ class OcrProcessor(Processor):
 
     def evidence(self, item: OcrItem) -> dict[str, Any]:
         return {"ocr_text": item.text, "ocr_lines": [asdict(line) for line in item.lines]}
-
-    def to_config(self) -> dict[str, Any]:
-        return {**super().to_config(), "text": self.text.to_config()}
-
-    def save_assets(self, directory: Path) -> list[str]:
-        folder = directory / TEXT_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        return [f"{TEXT_FOLDER}/{name}" for name in self.text.save_assets(folder)]
-
-    @classmethod
-    def from_saved(cls, config: dict[str, Any], directory: Path) -> OcrProcessor:
-        parsed = from_dict(OcrProcessorConfig, config, where="processor")
-        return cls(parsed, processor_from_config(parsed.text, directory / TEXT_FOLDER))
 
 
 @dataclass
@@ -225,6 +201,7 @@ def ocr_classifier(text_checkpoint: str | Path, ocr: OcrConfig | None = None, **
     from ..classifier import Classifier
 
     text = load_checkpoint(text_checkpoint)
-    processor = OcrProcessor(OcrProcessorConfig(text=text.processor.to_config(), ocr=ocr or OcrConfig()), text.processor)
+    processor = OcrProcessor(OcrProcessorConfig(text=text.processor.to_config(), ocr=ocr or OcrConfig()),
+                             {"text": text.processor})
     model = OcrTextModel(OcrTextConfig(text_model=text.model.checkpoint_config()), text.model.num_labels, text.model)
     return Classifier(model, processor, text.policy, metrics=text.metrics, calibration=text.calibration, **load_options)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, from_dict
-from ..processing import Processor, create_processor, processor_from_config, register_processor
+from ..processing import CompositeProcessor, Processor, register_processor
 from .base import ModerationModel
 from .registry import get_model_class, register_model, stored_minimum_parameters
 
@@ -38,40 +37,31 @@ class EnsembleProcessorConfig:
 
 
 @register_processor("ensemble")
-class EnsembleProcessor(Processor):
+class EnsembleProcessor(CompositeProcessor):
     """Runs every member's processor; tensor names get a ``"<member index>."`` prefix."""
 
     config_class = EnsembleProcessorConfig
 
-    def __init__(self, config: EnsembleProcessorConfig, members: Sequence[Processor] | None = None) -> None:
-        super().__init__(config)
-        if members is None:
-            members = [create_processor(**member) for member in config.members]
-        if len(members) < 2:
-            raise ConfigError(f"processor.members: an ensemble needs at least 2 member processors, got {len(members)}")
-        modalities = {m.modality for m in members}
+    @classmethod
+    def part_configs(cls, config: EnsembleProcessorConfig) -> dict[str, dict[str, Any]]:
+        return {_member_folder(index): member for index, member in enumerate(config.members)}
+
+    def check_parts(self) -> None:
+        if len(self.parts) < 2:
+            raise ConfigError(f"processor.members: an ensemble needs at least 2 member processors, got {len(self.parts)}")
+        modalities = {m.modality for m in self.members}
         if len(modalities) != 1:
             raise ConfigError(f"ensemble: members read different modalities {sorted(modalities)}")
-        self.members = list(members)
         self.modality = modalities.pop()
+
+    @property
+    def members(self) -> list[Processor]:
+        return list(self.parts.values())
 
     @classmethod
     def from_members(cls, members: Sequence[Processor]) -> EnsembleProcessor:
-        return cls(EnsembleProcessorConfig([m.to_config() for m in members]), members)
-
-    def train(self, mode: bool = True) -> EnsembleProcessor:
-        for member in self.members:
-            member.train(mode)
-        return super().train(mode)
-
-    def in_mode(self, training: bool) -> EnsembleProcessor:
-        view = super().in_mode(training)
-        view.members = [member.in_mode(training) for member in self.members]
-        return view
-
-    @property
-    def augments(self) -> bool:
-        return any(m.augments for m in self.members)
+        return cls(EnsembleProcessorConfig([m.to_config() for m in members]),
+                   {_member_folder(index): member for index, member in enumerate(members)})
 
     def decode(self, raw: Any, labels: np.ndarray | None = None, rng: random.Random | None = None) -> tuple:
         return tuple(member.decode(raw, labels, rng) for member in self.members)
@@ -92,22 +82,6 @@ class EnsembleProcessor(Processor):
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, "members": [m.to_config() for m in self.members]}
-
-    def save_assets(self, directory: Path) -> list[str]:
-        # Each member's files (a tokenizer) live in their own folder so their names cannot clash.
-        saved = []
-        for index, member in enumerate(self.members):
-            folder = directory / _member_folder(index)
-            folder.mkdir(parents=True, exist_ok=True)
-            saved += [f"{_member_folder(index)}/{name}" for name in member.save_assets(folder)]
-        return saved
-
-    @classmethod
-    def from_saved(cls, config: dict[str, Any], directory: Path) -> EnsembleProcessor:
-        parsed = from_dict(EnsembleProcessorConfig, config, where="processor")
-        members = [processor_from_config(member, directory / _member_folder(index))
-                   for index, member in enumerate(parsed.members)]
-        return cls(parsed, members)
 
 
 @dataclass

@@ -194,7 +194,7 @@ def video_classifier(frames_checkpoint: str | Path, sampler: dict[str, Any] | No
     image = load_checkpoint(frames_checkpoint)
     config = from_dict(VideoProcessorConfig, {"frame": image.processor.to_config(), "sampler": sampler or {},
                                               "segments": segments or {}}, where="video_classifier")
-    processor = VideoProcessor(config, image.processor)
+    processor = VideoProcessor(config, {"frame": image.processor})
     model_config = VideoModelConfig(frame_model=image.model.checkpoint_config(), aggregation=aggregation, topk=topk)
     model = VideoModel(model_config, image.model.num_labels, image.model)
     return Classifier(model, processor, image.policy, metrics=image.metrics, calibration=image.calibration,

@@ -20,13 +20,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..config import ConfigError, from_dict
-from ..processing import (InputError, Processor, check_input, create_processor, processor_from_config,
-                          register_processor)
+from ..config import ConfigError
+from ..processing import CompositeProcessor, InputError, Processor, check_input, register_processor
 from .sampler import Frame, SamplerConfig, sample_frames
 from .segments import SegmentConfig, find_segments, part_labels, row_segments
 
-FRAME_FOLDER = "frame"
 # Frames one training batch may hold: 512 pictures of 224x224 are 300 MB as float32, whatever
 # the requested batch size (evaluation in training defaults to 512 inputs).
 FRAMES_PER_BATCH = 512
@@ -66,33 +64,20 @@ def video_name(value: Any) -> str:
 
 
 @register_processor("video")
-class VideoProcessor(Processor):
+class VideoProcessor(CompositeProcessor):
     """Video -> sampled frames -> the frame processor's batch + ``frame_rows``."""
 
     modality = "video"
     config_class = VideoProcessorConfig
+    part_names = ("frame",)
 
-    def __init__(self, config: VideoProcessorConfig, frame: Processor | None = None) -> None:
-        super().__init__(config)
-        if frame is None:
-            frame_config = dict(config.frame)
-            frame = create_processor(str(frame_config.pop("name", "")), **frame_config)
-        if frame.modality != "image":
-            raise ConfigError(f"processor.frame: {frame.name} reads {frame.modality} inputs, not images")
-        self.frame = frame
-
-    def train(self, mode: bool = True) -> VideoProcessor:
-        self.frame.train(mode)
-        return super().train(mode)
-
-    def in_mode(self, training: bool) -> VideoProcessor:
-        view = super().in_mode(training)
-        view.frame = self.frame.in_mode(training)
-        return view
+    def check_parts(self) -> None:
+        if self.frame.modality != "image":
+            raise ConfigError(f"processor.frame: {self.frame.name} reads {self.frame.modality} inputs, not images")
 
     @property
-    def augments(self) -> bool:
-        return self.frame.augments
+    def frame(self) -> Processor:
+        return self.parts["frame"]
 
     @property
     def max_batch_inputs(self) -> int:
@@ -185,16 +170,3 @@ class VideoProcessor(Processor):
     def part_targets(self, item: VideoItem, labels: np.ndarray, annotation: Any,
                      categories: Sequence[str]) -> np.ndarray:
         return part_labels(item.times, labels, annotation, categories)
-
-    def to_config(self) -> dict[str, Any]:
-        return {**super().to_config(), "frame": self.frame.to_config()}
-
-    def save_assets(self, directory: Path) -> list[str]:
-        folder = directory / FRAME_FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        return [f"{FRAME_FOLDER}/{name}" for name in self.frame.save_assets(folder)]
-
-    @classmethod
-    def from_saved(cls, config: dict[str, Any], directory: Path) -> VideoProcessor:
-        parsed = from_dict(VideoProcessorConfig, config, where="processor")
-        return cls(parsed, processor_from_config(parsed.frame, directory / FRAME_FOLDER))
