@@ -80,3 +80,15 @@ def test_no_import_circles_lazy_imports_included():
     graph = grimp.build_graph("modelkit", cache_dir=None)
     imports = {module: set(graph.find_modules_directly_imported_by(module)) for module in graph.modules}
     assert _circles(imports) == []
+
+
+def test_composite_models_leave_reading_files_to_the_builder():
+    # create_model (below the checkpoint and recipe code) builds model blocks only; a trained
+    # checkpoint or a recipe is resolved by the trainer's loader, never inside build.
+    import pytest
+
+    import modelkit
+    from modelkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="runs/frames.*only a builder that reads files"):
+        modelkit.create_model("video", 2, frames_checkpoint="runs/frames")

@@ -95,7 +95,7 @@ def test_checkpoint_round_trip_and_backends(video_checkpoint, video_splits, tmp_
     for a, b in zip(first, second):  # ONNX Runtime frames against PyTorch frames, in workers
         assert np.allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-4)
         assert [s["category"] for s in a.segments] == [s["category"] for s in b.segments]
-    assert clf.model._frame_session is not None and again.model._frame_session is None
+    assert clf.model._frame_scorer is not None and again.model._frame_scorer is None  # ONNX Runtime, PyTorch
     record = first[0].to_dict()
     assert set(record) == {"scores", "labels", "segments", "evidence"}
     assert record["evidence"]["frames"] == len(first[0].parts[0])

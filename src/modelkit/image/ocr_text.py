@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, from_dict
-from ..models.base import ModerationModel
+from ..models.base import InnerModel, ModerationModel
 from ..models.registry import get_model_class, register_model, stored_minimum_parameters
 from ..processing import CompositeProcessor, InputError, Processor, register_processor
 from .decode import DEFAULT_MAX_PIXELS, decode_image, read_bytes, source_name
@@ -150,18 +150,17 @@ class OcrTextModel(ModerationModel):
         return {"name": cls.default_processor, "text": _text_processor_config(parsed)}
 
     @classmethod
-    def build(cls, config: OcrTextConfig, num_labels: int, processor: Processor | None = None) -> OcrTextModel:
-        from ..checkpoint import load_checkpoint
-        from ..models.registry import create_model
-        from ..training.recipe import load_run_config
+    def inner_models(cls, config: OcrTextConfig) -> dict[str, InnerModel]:
+        if config.text_recipe:
+            return {"text": InnerModel(recipe=str(config.text_recipe), processor_part="text")}
+        return {"text": InnerModel(checkpoint=str(config.text_checkpoint), processor_part="text")}
 
+    @classmethod
+    def build(cls, config: OcrTextConfig, num_labels: int, processor: Processor | None = None,
+              inner: Mapping[str, ModerationModel] | None = None) -> OcrTextModel:
         if not isinstance(processor, OcrProcessor):
             raise ConfigError("model ocr_text reads text from pictures: its processor is image_ocr")
-        if config.text_recipe:
-            name, params = load_run_config(config.text_recipe).model_kwargs()
-            text = create_model(name, num_labels, processor=processor.text, **params)
-        else:
-            text = load_checkpoint(str(config.text_checkpoint)).model
+        text = (inner or {})["text"]
         config.text_model = text.checkpoint_config()
         return cls(config, num_labels, text)
 

@@ -202,6 +202,16 @@ class _Partial:
     evidence: list[dict[str, Any] | None] = field(default_factory=list)
 
 
+def _onnx_inner_backend(inner: ModerationModel, batch: dict[str, torch.Tensor]) -> Callable | None:
+    """An inner model that says it runs faster in ONNX Runtime, exported on its first batch and
+    checked against PyTorch (None: it stays in PyTorch)."""
+    if not inner.onnx_on_cpu:
+        return None
+    exported = exported_session(inner, batch)
+    # A closure, not a module attribute: an attribute would add the graph to the model's weights.
+    return None if exported is None else (lambda frames: exported(**frames))
+
+
 class Runner:
     """Scores raw inputs with a model and its processor, in batches, on one device.
 
@@ -225,7 +235,9 @@ class Runner:
         if backend == "onnx" and (self.device.type != "cpu" or not onnxruntime_available()):
             raise ConfigError("backend onnx: needs the CPU device and onnxruntime (pip install 'modelkit[onnx]')")
         self.model = model.to(self.device).eval()
-        self.model.allow_onnx_parts(self.device.type == "cpu" and backend != "torch" and onnxruntime_available())
+        # Inner models that run faster in ONNX Runtime (a video model's CNN frame model) run there on a CPU.
+        inner_onnx = self.device.type == "cpu" and backend != "torch" and onnxruntime_available()
+        self.model.use_inner_backend(_onnx_inner_backend if inner_onnx else None)
         self.processor = processor
         self.precision = precision
         self.backend = backend

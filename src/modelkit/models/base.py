@@ -7,7 +7,8 @@ hash buckets) read it in :meth:`ModerationModel.build`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -16,6 +17,9 @@ from ..config import from_dict, to_dict
 
 if TYPE_CHECKING:
     from ..processing import Processor
+
+# How the runner runs a composite's inner model: (inner model, its batch) -> a scoring callable or None.
+InnerBackend = Callable[["ModerationModel", dict[str, torch.Tensor]], Callable[[dict[str, torch.Tensor]], torch.Tensor] | None]
 
 
 class MultiLabelHead(nn.Module):
@@ -58,6 +62,20 @@ def pool_windows(logits: torch.Tensor, window_rows: torch.Tensor) -> torch.Tenso
     return pooled.scatter_reduce(0, window_rows[:, None].expand_as(logits), logits, reduce="amax")
 
 
+@dataclass(frozen=True)
+class InnerModel:
+    """Where one inner model of a composite (a video model's frame model) comes from: a model
+    block (``name`` + fields) built here, or a trained checkpoint or a recipe, which the builder
+    above the models resolves (:func:`~modelkit.models.create_model`'s ``load_inner``; the
+    trainer passes one). ``processor_part`` names the part of the composite's processor that
+    feeds it (:class:`~modelkit.processing.CompositeProcessor`)."""
+
+    block: Mapping[str, Any] | None = None
+    checkpoint: str | None = None
+    recipe: str | None = None
+    processor_part: str | None = None
+
+
 class ModerationModel(nn.Module):
     """Base class for registered models.
 
@@ -95,14 +113,23 @@ class ModerationModel(nn.Module):
         self.num_labels = num_labels
 
     @classmethod
-    def build(cls, config: Any, num_labels: int, processor: Processor | None = None) -> ModerationModel:
-        """A fresh model of ``config`` for batches of ``processor``."""
+    def inner_models(cls, config: Any) -> dict[str, InnerModel]:
+        """A composite's inner models, by the name :meth:`build` receives them under ({} for a
+        model that has none). A composite never builds or loads them itself."""
+        return {}
+
+    @classmethod
+    def build(cls, config: Any, num_labels: int, processor: Processor | None = None,
+              inner: Mapping[str, ModerationModel] | None = None) -> ModerationModel:
+        """A fresh model of ``config`` for batches of ``processor``; ``inner``: the built
+        :meth:`inner_models`."""
         return cls(config, num_labels)
 
-    def allow_onnx_parts(self, allowed: bool) -> None:
-        """The runner's word on whether sub-models may run in ONNX Runtime (on a CPU, backend auto
-        or onnx). Models whose bulk is a sub-model that runs faster there (a video model's CNN
-        frame model) export that part; whole-model export is :attr:`onnx_on_cpu`'s business."""
+    def use_inner_backend(self, backend: InnerBackend | None) -> None:
+        """The runner's choice of how inner models run in inference (a composite's): ``backend(inner,
+        batch)`` gives a callable that scores ``batch`` for ``inner`` in another runtime (ONNX Runtime
+        on a CPU), or None to keep PyTorch; ``backend`` None: PyTorch throughout. Whole-model
+        export is :attr:`onnx_on_cpu`'s business."""
 
     def part_logits(self, **batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of the parts the model scores, ``[parts, num_labels]``, and the batch input each

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import torch
 from torch import nn
@@ -63,7 +63,8 @@ class NgramTextModel(ModerationModel):
         self.head = MultiLabelHead(config.embed_dim, num_labels, config.hidden_dim, config.dropout)
 
     @classmethod
-    def build(cls, config: NgramConfig, num_labels: int, processor: Processor | None = None) -> NgramTextModel:
+    def build(cls, config: NgramConfig, num_labels: int, processor: Processor | None = None,
+              inner: Mapping[str, ModerationModel] | None = None) -> NgramTextModel:
         if processor is not None:
             if not isinstance(processor, NgramProcessor):
                 raise ConfigError(f"model ngram reads hashed n-grams (processor text_ngram), not {processor.name!r}")

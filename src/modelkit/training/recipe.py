@@ -10,8 +10,10 @@ import yaml
 
 from ..config import ConfigError, from_dict, read_mapping, to_dict
 from ..data.records import DataConfig
-from ..models.registry import get_model_class
-from ..processing import get_processor_class, list_modalities
+from ..checkpoint import load_checkpoint
+from ..models.base import InnerModel, ModerationModel
+from ..models.registry import create_model, get_model_class
+from ..processing import Processor, get_processor_class, list_modalities
 from ..taxonomy import Taxonomy
 
 # What train.select_metric may name: a dev metric to maximise, or the dev loss to minimise.
@@ -324,3 +326,12 @@ def load_member(member: EnsembleMember) -> RunConfig:
 
 def dump_run_config(config: RunConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def load_inner_model(source: InnerModel, num_labels: int, processor: Processor | None) -> ModerationModel:
+    """A composite's inner model from a trained checkpoint (its weights) or a recipe (fresh, built
+    from the recipe's model block): what :func:`~modelkit.models.create_model` cannot read itself."""
+    if source.checkpoint is not None:
+        return load_checkpoint(source.checkpoint).model
+    name, params = load_run_config(str(source.recipe)).model_kwargs()
+    return create_model(name, num_labels, processor, load_inner=load_inner_model, **params)

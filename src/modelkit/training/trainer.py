@@ -44,7 +44,7 @@ from ..taxonomy import Taxonomy
 from .loaders import build_loader, undecodable_rows
 from .losses import build_loss
 from .optim import build_optimizer
-from .recipe import RunConfig, TrainConfig, dump_run_config
+from .recipe import RunConfig, TrainConfig, dump_run_config, load_inner_model
 from .state import TrainState, check_resumable, fingerprint, read_state, restore_last, save_last
 
 logger = logging.getLogger(__name__)
@@ -250,7 +250,8 @@ class Trainer:
                               "there are no copies to pull towards the originals (configure processor.augment)")
         self.select_metric = self._selection(splits.dev)
         model_name, model_params = self.config.model_kwargs()
-        model = create_model(model_name, self.taxonomy, processor=self.processor, **model_params)
+        model = create_model(model_name, self.taxonomy, processor=self.processor, load_inner=load_inner_model,
+                             **model_params)
         self.loss_fn = build_loss(cfg, splits.train.labels)
         optimizer = build_optimizer(model, cfg.learning_rate, cfg.weight_decay)
         seed = cfg.seed + acc.process_index

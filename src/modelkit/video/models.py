@@ -16,15 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 import torch
 from torch import nn
 
 from ..config import ConfigError, from_dict
-from ..inference.onnx import exported_session
-from ..models.base import ModerationModel, pool_windows
-from ..models.registry import create_model, get_model_class, register_model, stored_minimum_parameters
+from ..models.base import InnerBackend, InnerModel, ModerationModel, pool_windows
+from ..models.registry import get_model_class, register_model, stored_minimum_parameters
 from ..processing import Processor
 from .processors import VideoProcessor, VideoProcessorConfig
 
@@ -100,24 +99,22 @@ class VideoModel(ModerationModel):
         self.frames = frames
         # Auto-pool starts at 1 (between mean and max): the logit scale of frames decides the rest.
         self.alpha = nn.Parameter(torch.ones(num_labels)) if config.aggregation == "attention" else None
-        self._onnx_allowed = False
-        self._frame_session: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
+        self._backend: InnerBackend | None = None
+        self._frame_scorer: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
 
-    def allow_onnx_parts(self, allowed: bool) -> None:
-        self._onnx_allowed = allowed and self.frames.onnx_on_cpu
-        self._frame_session = None
+    def use_inner_backend(self, backend: InnerBackend | None) -> None:
+        self._backend, self._frame_scorer = backend, None
 
     def score_frames(self, frame_batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Frame logits; in inference on a CPU, a CNN frame model runs in ONNX Runtime (exported on the
-        first batch, checked against PyTorch, PyTorch again if that fails)."""
-        if self._onnx_allowed and not self.training and not torch.is_grad_enabled():
-            if self._frame_session is None:
-                exported = exported_session(self.frames, frame_batch)
-                # A closure, not an attribute: a module attribute would add the graph to the weights.
-                self._frame_session = None if exported is None else (lambda batch: exported(**batch))
-                self._onnx_allowed = self._frame_session is not None
-            if self._frame_session is not None:
-                return self._frame_session(frame_batch)
+        """Frame logits; in inference, by the runner's backend for the frame model (ONNX Runtime for a
+        CNN on a CPU, set up on the first batch), else PyTorch."""
+        if self._backend is not None and not self.training and not torch.is_grad_enabled():
+            if self._frame_scorer is None:
+                self._frame_scorer = self._backend(self.frames, frame_batch)
+                if self._frame_scorer is None:  # the backend keeps PyTorch for this model
+                    self._backend = None
+            if self._frame_scorer is not None:
+                return self._frame_scorer(frame_batch)
         return self.frames(**frame_batch)
 
     @property
@@ -132,16 +129,17 @@ class VideoModel(ModerationModel):
         return {"name": cls.default_processor, "frame": _frame_processor_config(parsed)}
 
     @classmethod
-    def build(cls, config: VideoModelConfig, num_labels: int, processor: Processor | None = None) -> VideoModel:
-        from ..checkpoint import load_checkpoint
+    def inner_models(cls, config: VideoModelConfig) -> dict[str, InnerModel]:
+        if config.frames is not None:
+            return {"frames": InnerModel(block=config.frames, processor_part="frame")}
+        return {"frames": InnerModel(checkpoint=str(config.frames_checkpoint), processor_part="frame")}
 
+    @classmethod
+    def build(cls, config: VideoModelConfig, num_labels: int, processor: Processor | None = None,
+              inner: Mapping[str, ModerationModel] | None = None) -> VideoModel:
         if not isinstance(processor, VideoProcessor):
             raise ConfigError("model video scores sampled frames: its processor is video")
-        if config.frames is not None:
-            params = dict(config.frames)
-            frames = create_model(str(params.pop("name")), num_labels, processor=processor.frame, **params)
-        else:
-            frames = load_checkpoint(str(config.frames_checkpoint)).model
+        frames = (inner or {})["frames"]
         config.frame_model = frames.checkpoint_config()
         return cls(config, num_labels, frames)
 
