@@ -164,7 +164,8 @@ def bench_classifiers(checkpoint: Path, paths: list[str], args: argparse.Namespa
 def bench_ocr(directory: Path, count: int, repeat: int) -> dict:
     """Uncached: best of ``repeat`` passes with the cache off. Cached: a pass that fills a fresh
     cache, then a timed pass that reads it (what every epoch after the first costs)."""
-    from modelkit.data.synthetic import make_synthetic, render_rows
+    from modelkit.image.rendered import render_rows
+    from modelkit.text.synthetic import make_synthetic
     from modelkit.processing import create_processor
 
     rows = make_synthetic(rows_per_category=3, clean_rows=count, seed=0)[:count]

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from modelkit.data.synthetic import write_rendered_manifest, write_synthetic_image_splits
+from modelkit.image.rendered import write_rendered_manifest
+from modelkit.image.synthetic import write_synthetic_image_splits
 
 
 def main() -> int:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from modelkit.data.synthetic import make_synthetic, write_synthetic_video_splits, write_text_overlay_splits
-from modelkit.data.synthetic.splits import write_jsonl
+from modelkit.text.synthetic import make_synthetic
+from modelkit.video.synthetic import write_synthetic_video_splits, write_text_overlay_splits
+from modelkit.data.synthetic import write_jsonl
 
 
 def size(value: str) -> tuple[int, int]:

@@ -45,7 +45,7 @@ def cold_checkpoint(shared_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_splits(tmp_path_factory) -> dict:
-    from modelkit.data.synthetic import write_synthetic_splits
+    from modelkit.text.synthetic import write_synthetic_splits
 
     return write_synthetic_splits(tmp_path_factory.mktemp("synthetic"), seed=0)
 
@@ -132,7 +132,7 @@ def chromium() -> str:
 def font() -> Path:
     """A Noto CJK font for text drawn into pictures; skipped where missing, a failure under
     MODELKIT_REQUIRE_FONTS=1 (CI installs Debian's fonts-noto-cjk)."""
-    from modelkit.data.synthetic import FontNotFoundError, find_cjk_font
+    from modelkit.image.rendered import FontNotFoundError, find_cjk_font
 
     try:
         return find_cjk_font()
@@ -173,7 +173,7 @@ def train_tiny_image_model(folder: Path, categories=("gore",), size: int = 16, r
     """A one-epoch small_cnn on synthetic pictures under ``folder``: an image checkpoint in seconds,
     for tests about files and runs rather than what the model learned."""
     import modelkit
-    from modelkit.data.synthetic import write_synthetic_image_splits
+    from modelkit.image.synthetic import write_synthetic_image_splits
 
     splits = write_synthetic_image_splits(folder / "data", seed=0, rows_per_category=rows_per_category,
                                           clean_rows=2 * rows_per_category, size=size, categories=list(categories))

@@ -60,7 +60,7 @@ def _corpus(tmp_path):
 
 
 def test_bootstrap_rounds_learn_a_category_without_labels(tmp_path):
-    from modelkit.data.synthetic import make_synthetic
+    from modelkit.text.synthetic import make_synthetic
 
     rows = make_synthetic(300, seed=0)
     (tmp_path / "synthetic.jsonl").write_text(

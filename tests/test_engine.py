@@ -18,7 +18,7 @@ from PIL import Image
 
 import modelkit
 from modelkit.cli import main
-from modelkit.data.synthetic import write_synthetic_image_splits
+from modelkit.image.synthetic import write_synthetic_image_splits
 from modelkit.batch.shards import OutputFolderError
 
 

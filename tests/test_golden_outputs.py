@@ -30,7 +30,7 @@ TEXTS = ["你这个傻逼，滚", "今天天气不错", "", "ｓｂ 傻 逼", "n
 
 
 def _write_text_checkpoint(folder: Path) -> Path:
-    from modelkit.data.synthetic import write_synthetic_splits
+    from modelkit.text.synthetic import write_synthetic_splits
 
     splits = write_synthetic_splits(folder / "data", seed=0)
     return modelkit.train({

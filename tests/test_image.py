@@ -16,7 +16,7 @@ from PIL import Image
 
 import modelkit
 from modelkit.data.records import DataConfig, DataError, read_records
-from modelkit.data.synthetic import write_synthetic_image_splits
+from modelkit.image.synthetic import write_synthetic_image_splits
 from modelkit.image import decode_image
 from modelkit.processing import InputError, create_processor
 

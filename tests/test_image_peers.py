@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import modelkit
-from modelkit.data.synthetic import render_rows
+from modelkit.image.rendered import render_rows
 
 pytest.importorskip("rapidocr_onnxruntime")
 CATEGORIES = ["gambling", "abuse"]

@@ -1,4 +1,4 @@
-"""Synthetic images (modelkit.data.synthetic.images) and text rendered into pictures (.rendered)."""
+"""Synthetic images (modelkit.image.synthetic) and text rendered into pictures (modelkit.image.rendered)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,10 @@ import pytest
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
-from modelkit.data.synthetic import (
-    CUES,
-    make_synthetic_images,
-    render_rows,
-    render_text,
-    write_rendered_manifest,
-    write_synthetic_image_splits,
-)
-from modelkit.data.synthetic.images import MOTIFS
+from modelkit.image.rendered import render_rows, render_text, write_rendered_manifest
+from modelkit.image.synthetic import make_synthetic_images, write_synthetic_image_splits
+from modelkit.text.synthetic import CUES
+from modelkit.image.synthetic import MOTIFS
 
 CATEGORIES = ["gore", "abuse", "piracy"]
 

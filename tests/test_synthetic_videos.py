@@ -1,4 +1,4 @@
-"""Synthetic videos (modelkit.data.synthetic.videos): a moving background with a planted signal, visible
+"""Synthetic videos (modelkit.video.synthetic): a moving background with a planted signal, visible
 exactly when the manifest says."""
 
 from __future__ import annotations
@@ -12,13 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modelkit.data.synthetic import (
-    load_background_clip,
-    make_synthetic_video,
-    write_synthetic_video_splits,
-    write_text_overlay_splits,
-)
-from modelkit.data.synthetic.images import motif_colour
+from modelkit.video.synthetic import load_background_clip, make_synthetic_video, write_synthetic_video_splits, write_text_overlay_splits
+from modelkit.image.synthetic import motif_colour
 
 av = pytest.importorskip("av")
 

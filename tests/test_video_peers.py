@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import modelkit
-from modelkit.data.synthetic import write_text_overlay_splits
+from modelkit.video.synthetic import write_text_overlay_splits
 from modelkit.video.evaluation import temporal_iou
 from modelkit.video import SamplerConfig, sample_frames, video_classifier
 

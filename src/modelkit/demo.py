@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .classifier import Prediction, load
-from .data.synthetic import write_synthetic_image_splits, write_synthetic_splits, write_synthetic_video_splits
+from .data.synthetic import write_synthetic
 from .evaluation.evaluate import evaluate, summary_text
 from .training.api import train
 
@@ -40,7 +40,7 @@ def text_recipe(splits: dict[str, Path], output_dir: Path) -> dict:
 
 
 def _text_demo(output_dir: Path) -> dict[str, Path]:
-    splits = write_synthetic_splits(output_dir / "data", seed=0)
+    splits = write_synthetic("text", output_dir / "data", seed=0)
     checkpoint = train(text_recipe(splits, output_dir / "model"))
     report_dir = output_dir / "eval"
     report = evaluate(checkpoint, splits["test"], output_dir=report_dir, slice_by=["language"], bootstrap_resamples=200)
@@ -57,7 +57,7 @@ def _text_demo(output_dir: Path) -> dict[str, Path]:
 
 def _image_demo(output_dir: Path) -> dict[str, Path]:
     """A small CNN learns synthetic picture categories (a motif per category) from scratch."""
-    splits = write_synthetic_image_splits(output_dir / "data", seed=0, rows_per_category=60, clean_rows=200, size=48)
+    splits = write_synthetic("image", output_dir / "data", seed=0, rows_per_category=60, clean_rows=200, size=48)
     recipe = {
         "output_dir": str(output_dir / "model"),
         "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "inputs": {"image": "image"}},
@@ -75,7 +75,7 @@ def _image_demo(output_dir: Path) -> dict[str, Path]:
 def _video_demo(output_dir: Path) -> dict[str, Path]:
     """A small CNN scores sampled frames; trained on video labels and segments, it says where a
     category's motif shows up (segments with start and end times)."""
-    splits = write_synthetic_video_splits(output_dir / "data", train=48, dev=12, test=12, duration_s=(5.0, 8.0),
+    splits = write_synthetic("video", output_dir / "data", train=48, dev=12, test=12, duration_s=(5.0, 8.0),
                                           min_signal_s=2.0, max_signal_s=3.5, fps=8, size=(96, 72), seed=0)
     recipe = {
         "output_dir": str(output_dir / "model"),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import modelkit
-from modelkit.data.synthetic import CUES, FILLERS
+from modelkit.text.synthetic import CUES, FILLERS
 
 from conftest import REPO
 

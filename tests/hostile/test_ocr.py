@@ -74,7 +74,7 @@ def save(image: Image.Image, path: Path) -> str:
 
 
 def rendered(font, text: str, seed: int = 0) -> Image.Image:
-    from modelkit.data.synthetic import render_text
+    from modelkit.image.rendered import render_text
 
     return render_text(text, np.random.default_rng([11, seed]), font_path=font)
 
@@ -223,7 +223,7 @@ def test_turned_text_angle_reaches_the_evidence(engine, no_cache, font, tmp_path
 
 def _screenshot(font, size: tuple[int, int], font_size: int, lines: dict[tuple[int, int], str]) -> Image.Image:
     """A white picture with black sentences ``{(left, top): text}``."""
-    from modelkit.data.synthetic.rendered import _font
+    from modelkit.image.rendered import _font
 
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)

@@ -12,9 +12,9 @@ such rows out (counted in the run log).
 
 Inputs of a modality that reads files (images, videos) are paths relative to the table that
 lists them; a path that leads out of the table's folder is refused. Such data can also be a
-folder tree (one sub-folder per category, plus ``clean/``), a ``datasets`` Image column, or
-an IDX file pair (``*-images-idx3-ubyte.gz`` beside ``*-labels-idx1-ubyte.gz``, as MNIST and
-Fashion-MNIST ship).
+``datasets`` Image column, or what a modality registers a reader for (:func:`register_reader`;
+the image package reads folder trees, one sub-folder per category plus ``clean/``, and IDX file
+pairs as MNIST and Fashion-MNIST ship).
 CSV cells are read as text, exactly as written (``007`` stays ``007``, ``NA`` stays ``NA``),
 unless ``data.column_types`` converts a column.
 """
@@ -27,17 +27,16 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
 from ..errors import DataError
 from ..processing import check_input, get_modality
+from ..plugins import Registry
 from ..taxonomy import Taxonomy
 
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-CLEAN_FOLDER = "clean"
-IDX_IMAGES, IDX_LABELS = "-images-idx3-ubyte", "-labels-idx1-ubyte"
 _CONVERTERS = {"int": int, "float": float, "bool": lambda v: {"true": True, "false": False, "1": True, "0": False}[v.lower()]}
 
 
@@ -165,19 +164,42 @@ def _read_csv(path: Path, column_types: dict[str, str] | None):
     return table
 
 
+@dataclass(frozen=True)
+class TableReader:
+    """A way to read data the core has no format for, from a modality (the image package reads
+    folder trees of files and IDX files): ``accepts(path)`` says whether it reads ``path``,
+    ``read(path, file_field)`` returns its rows as a ``datasets.Dataset``."""
+
+    accepts: Callable[[Path], bool]
+    read: Callable[[Path, str | None], Any]
+
+
+_READERS: Registry[TableReader] = Registry("data reader", "data.format")
+
+
+def register_reader(name: str, reader: TableReader) -> None:
+    """Let :func:`load_table` read the paths ``reader`` accepts (tried in name order)."""
+    _READERS.add(name, reader)
+
+
 def load_table(source: Any, format: str | None = None, column_types: dict[str, str] | None = None,
                file_field: str | None = None):
-    """Load a jsonl/csv/parquet file, an IDX image file, or a folder tree (``file_field`` names
-    its column of file paths); a ``datasets.Dataset`` passes through."""
+    """Load a jsonl/csv/parquet file, or what a modality's reader accepts (:func:`register_reader`:
+    a folder tree of pictures, an IDX file; ``file_field`` names the column of file paths such a
+    reader makes); a ``datasets.Dataset`` passes through."""
     import datasets
 
     if isinstance(source, datasets.Dataset):
         return source
     path = Path(source)
-    if path.is_dir():
-        return _read_folder_tree(path, file_field)
-    if IDX_IMAGES in path.name:
-        return _read_idx_pair(path)
+    if path.is_dir() or (format is None and path.suffix.lower() not in FORMATS):
+        for name in _READERS.names():
+            reader = _READERS.get(name)
+            if reader.accepts(path):
+                return reader.read(path, file_field)
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder, and no installed modality reads folders as data; give a jsonl, "
+                            "csv or parquet file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     builder = format or FORMATS.get(path.suffix.lower())
@@ -202,72 +224,6 @@ def load_table(source: Any, format: str | None = None, column_types: dict[str, s
     if len(table) == 0:
         raise DataError(f"{path}: no rows")
     return table
-
-
-def _read_folder_tree(root: Path, file_field: str | None):
-    """One row per file of ``root/<category>/``; ``clean/`` holds files with no category."""
-    import datasets
-
-    if file_field is None:
-        raise DataError(f"{root}: a folder is read as one sub-folder per category of files, which needs a model "
-                        "that reads files (images, videos); for text give a jsonl, csv or parquet file")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    ids, files, labels = [], [], []
-    for folder in folders:
-        for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            ids.append(file.relative_to(root).as_posix())
-            files.append(str(file))
-            labels.append([] if folder.name == CLEAN_FOLDER else [folder.name])
-    if not files:
-        raise DataError(f"{root}: no files in category sub-folders (expected {root}/<category>/<file> and "
-                        f"{root}/{CLEAN_FOLDER}/<file>)")
-    return datasets.Dataset.from_dict({"id": ids, file_field: files, "labels": labels})
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX array (the MNIST format: big-endian header, then the values), gzipped or not."""
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as err:
-        raise DataError(f"{path}: cannot read ({err})") from None
-    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in dtypes:
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
-    rank = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
-    dtype = np.dtype(dtypes[data[2]])
-    body = data[4 + 4 * rank :]
-    if len(body) != int(np.prod(shape)) * dtype.itemsize:
-        raise DataError(f"{path}: {len(body)} bytes of values for shape {shape}; the file is truncated")
-    return np.frombuffer(body, dtype=dtype).reshape(shape)
-
-
-def _read_idx_pair(images_path: Path):
-    """Images of an IDX file as PNG-encoded rows (``image``), with ``label`` from its label file."""
-    import io
-
-    import datasets
-    from PIL import Image
-
-    labels_path = images_path.with_name(images_path.name.replace(IDX_IMAGES, IDX_LABELS))
-    if not labels_path.is_file():
-        raise DataError(f"{images_path}: no label file {labels_path.name} beside it")
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or len(images) != len(labels):
-        raise DataError(f"{images_path}: {images.shape} images do not match {labels.shape} labels in {labels_path.name}")
-    encoded = []
-    for pixels in images:
-        buffer = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
-        encoded.append({"bytes": buffer.getvalue(), "path": None})
-    features = datasets.Features({"id": datasets.Value("int64"), "image": datasets.Image(decode=False),
-                                  "label": datasets.Value("int64")})
-    return datasets.Dataset.from_dict({"id": list(range(len(labels))), "image": encoded,
-                                       "label": labels.astype(np.int64).tolist()}, features=features)
 
 
 def _find_bad_json_line(path: Path) -> None:

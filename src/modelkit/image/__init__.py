@@ -5,11 +5,17 @@ Importing this package registers them; the core finds it through the ``modelkit.
 point, so ``modelkit.load`` and recipes need no import of it.
 """
 
+from ..data.records import register_reader
+from ..data.synthetic import register_synthetic
 from ..processing import register_modality
 from . import models, ocr_text, processors  # noqa: F401  (register processors and models)
 from .decode import check_image, decode_image, thumbnail
 from .ocr_text import ocr_classifier
+from .tables import FOLDER_TREE, IDX_FILES
 
 register_modality("image", check_image, files=True, preview=thumbnail)
+register_reader("folder_tree", FOLDER_TREE)
+register_reader("idx", IDX_FILES)
+register_synthetic("image", "modelkit.image.synthetic:write_synthetic_image_splits")
 
 __all__ = ["decode_image", "ocr_classifier"]

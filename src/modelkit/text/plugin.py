@@ -1,8 +1,10 @@
 """Registers the text modality, its processors and models (the ``modelkit.plugins`` entry point:
 the core imports this module the first time a registry lookup misses)."""
 
+from ..data.synthetic import register_synthetic
 from ..processing import register_modality
 from . import models, processors  # noqa: F401  (register processors and models)
 from .processors import check_text
 
 register_modality("text", check_text)
+register_synthetic("text", "modelkit.text.synthetic:write_synthetic_splits")

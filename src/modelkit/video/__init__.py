@@ -13,6 +13,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from ..data.synthetic import register_synthetic
 from ..evaluation.sections import register_report_section
 from ..processing import register_modality
 from . import models, processors  # noqa: F401  (register the processor and the model)
@@ -59,6 +60,7 @@ def _preview(value: Any) -> dict[str, str]:
 
 register_modality("video", check_video, files=True, preview=_preview)
 register_report_section(SEGMENTS_SECTION)
+register_synthetic("video", "modelkit.video.synthetic:write_synthetic_video_splits")
 
 __all__ = ["Frame", "SamplerConfig", "SegmentConfig", "VideoError", "find_segments", "probe", "sample_frames",
            "video_classifier"]

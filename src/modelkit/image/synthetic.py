@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .splits import write_splits
-from .text import CUES
+from ..data.synthetic import write_splits
+from ..taxonomy import Taxonomy
 
 # Motifs are drawn on a mask this many times larger and shrunk, which anti-aliases their edges.
 SUPERSAMPLE = 4
@@ -107,9 +107,10 @@ MOTIFS: dict[str, Shape] = {
     "dots": _dots,
 }
 # A hue per motif; stepping 5/16 round the colour wheel keeps consecutive categories' hues far apart.
-# tests/test_synthetic_images.py checks that there are at least as many motifs as categories in CUES.
+# One motif per category of the default taxonomy (tests/test_synthetic_images.py checks there are enough).
+CATEGORIES = Taxonomy.load().enabled().ids
 _STYLES: dict[str, tuple[Shape, float]] = {
-    category: (shape, (5 * i % 16) / 16) for i, (category, shape) in enumerate(zip(CUES, MOTIFS.values()))
+    category: (shape, (5 * i % 16) / 16) for i, (category, shape) in enumerate(zip(CATEGORIES, MOTIFS.values()))
 }
 
 
@@ -171,7 +172,7 @@ def check_categories(categories: list[str]) -> None:
     """Raise ValueError naming any category without a motif."""
     unknown = [c for c in categories if c not in _STYLES]
     if unknown:
-        raise ValueError(f"no synthetic motifs for {unknown}; available: {', '.join(CUES)}")
+        raise ValueError(f"no synthetic motifs for {unknown}; available: {', '.join(CATEGORIES)}")
 
 
 def make_synthetic_images(
@@ -188,7 +189,7 @@ def make_synthetic_images(
     ``image_format`` is the file suffix, from which Pillow picks the encoder: png, jpg, webp ...
     """
     rng = np.random.default_rng(seed)
-    categories = categories or list(CUES)
+    categories = categories or list(CATEGORIES)
     check_categories(categories)
 
     labels = []

@@ -23,10 +23,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from .images import check_categories, motif_colour, noisy_gradient, paint_blob, paint_motif
-from .rendered import render_text
-from .splits import write_jsonl
-from .text import CUES
+from ..image.rendered import render_text
+from ..image.synthetic import check_categories, motif_colour, noisy_gradient, paint_blob, paint_motif
+from ..data.synthetic import write_jsonl
+from ..text.synthetic import CUES
 
 SignalKind = Literal["motif", "text"]
 # "procedural", a clip's frames from load_background_clip, or a clip's path (decoded for this one video).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .splits import write_splits
+from ..data.synthetic import write_splits
 
 # Cue phrases per category: mild stand-ins for the real thing, enough to be learnable.
 CUES: dict[str, dict[str, list[str]]] = {

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from .splits import write_jsonl
+from ..data.synthetic import write_jsonl
 
 FONT_ENV = "MODELKIT_CJK_FONT"
 FONT_CANDIDATES = [
