@@ -37,7 +37,7 @@ from .config import ConfigError
 from .models.base import ModerationModel
 from .models.registry import get_model_class
 from .policy import Policy
-from .processing import PROCESSOR_CONFIG, Processor, processor_from_config
+from .processing import PROCESSOR_CONFIG, Processor, get_modality, processor_from_config
 from .taxonomy import Taxonomy
 
 FORMAT = "modelkit-checkpoint"
@@ -429,23 +429,24 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     return Checkpoint(model, processor, policy, metrics, dict(config.get("extra") or {}), dict(calibration))
 
 
-# What the Hugging Face Hub calls each modality's task (the card's pipeline_tag).
-_PIPELINE_TAGS = {"text": "text-classification", "image": "image-classification", "video": "video-classification"}
-
-
 def _card_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     """The YAML block a Hugging Face model card starts with: library, task, tags, languages, base
     model and, from the dev metrics, a ``model-index``."""
     model = config["model"]
     modality = config["modality"]
+    try:  # what the modality tells the Hub: its task (pipeline_tag) and languages
+        declared = get_modality(modality)
+    except ConfigError:
+        declared = None
+    task = declared.hub_task if declared is not None else None
     metadata: dict[str, Any] = {
         "library_name": "modelkit",
         "tags": ["modelkit", "content-moderation", "multi-label-classification", modality, model.get("name")],
     }
-    if modality in _PIPELINE_TAGS:
-        metadata["pipeline_tag"] = _PIPELINE_TAGS[modality]
-    if modality == "text":
-        metadata["language"] = ["zh", "en"]
+    if task:
+        metadata["pipeline_tag"] = task
+    if declared is not None and declared.languages:
+        metadata["language"] = list(declared.languages)
     if isinstance(model.get("backbone"), str):
         metadata["base_model"] = model["backbone"]
     if (config.get("extra") or {}).get("distilled_from"):
@@ -457,7 +458,7 @@ def _card_metadata(config: dict[str, Any], metrics: dict[str, Any]) -> dict[str,
                    if name in ("accuracy", "macro_f1", "micro_f1", "macro_roc_auc") and isinstance(value, (int, float))]
         if scalars:
             metadata["model-index"] = [{"name": f"modelkit-{modality}-{model.get('name')}", "results": [{
-                "task": {"type": _PIPELINE_TAGS.get(modality, "classification"), "name": "multi-label moderation"},
+                "task": {"type": task or "classification", "name": "multi-label moderation"},
                 "dataset": {"type": "custom", "name": "dev split of the training recipe"},
                 "metrics": scalars}]}]
     return metadata

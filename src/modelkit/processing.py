@@ -41,13 +41,16 @@ class Modality:
     ``files``: string values are paths of files, relative to the table that lists them (a
     manifest), so records resolve them and refuse those that escape the table's folder.
     ``preview(value)`` gives what a report shows for an input: ``{"text": ...}`` and/or
-    ``{"thumbnail": "data:image/...;base64,..."}``.
+    ``{"thumbnail": "data:image/...;base64,..."}``. ``hub_task`` and ``languages`` go into a
+    checkpoint's model card (the Hugging Face Hub's ``pipeline_tag`` and ``language``).
     """
 
     name: str
     check: Callable[[Any], str | None]
     files: bool = False
     preview: Callable[[Any], dict[str, str]] | None = None
+    hub_task: str | None = None
+    languages: tuple[str, ...] = ()
 
 
 
@@ -57,9 +60,10 @@ P = TypeVar("P", bound="type[Processor]")
 
 
 def register_modality(name: str, check: Callable[[Any], str | None], files: bool = False,
-                      preview: Callable[[Any], dict[str, str]] | None = None) -> None:
+                      preview: Callable[[Any], dict[str, str]] | None = None, hub_task: str | None = None,
+                      languages: Sequence[str] = ()) -> None:
     """Declare a modality (a kind of record field, such as ``text``): see :class:`Modality`."""
-    _MODALITIES.add(name, Modality(name, check, files, preview))
+    _MODALITIES.add(name, Modality(name, check, files, preview, hub_task, tuple(languages)))
 
 
 def get_modality(name: str) -> Modality:

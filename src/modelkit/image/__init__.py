@@ -13,7 +13,7 @@ from .decode import check_image, decode_image, thumbnail
 from .ocr_text import ocr_classifier
 from .tables import FOLDER_TREE, IDX_FILES
 
-register_modality("image", check_image, files=True, preview=thumbnail)
+register_modality("image", check_image, files=True, preview=thumbnail, hub_task="image-classification")
 register_reader("folder_tree", FOLDER_TREE)
 register_reader("idx", IDX_FILES)
 register_synthetic("image", "modelkit.image.synthetic:write_synthetic_image_splits")

@@ -6,5 +6,5 @@ from ..processing import register_modality
 from . import models, processors  # noqa: F401  (register processors and models)
 from .processors import check_text
 
-register_modality("text", check_text)
+register_modality("text", check_text, hub_task="text-classification", languages=("zh", "en"))
 register_synthetic("text", "modelkit.text.synthetic:write_synthetic_splits")

@@ -58,7 +58,7 @@ def _preview(value: Any) -> dict[str, str]:
     return {"text": name} if first is None else {**thumbnail(first.image), "text": name}
 
 
-register_modality("video", check_video, files=True, preview=_preview)
+register_modality("video", check_video, files=True, preview=_preview, hub_task="video-classification")
 register_report_section(SEGMENTS_SECTION)
 register_synthetic("video", "modelkit.video.synthetic:write_synthetic_video_splits")
 
