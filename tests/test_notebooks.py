@@ -27,3 +27,16 @@ def test_evaluation_notebook_runs(ngram_checkpoint, synthetic_splits, tmp_path, 
     assert "Error" not in outputs and "image/png" in outputs and "precision@0.95" in outputs and "by language" in outputs
     threshold_outputs = str(notebook.cells[-1].outputs)
     assert "0.7 " in threshold_outputs and "pornography" in threshold_outputs
+
+
+def test_images_and_video_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELKIT_NOTEBOOK_OUT", str(tmp_path))
+    monkeypatch.setenv("MODELKIT_NOTEBOOK_QUICK", "1")
+    notebook = nbformat.read(REPO / "notebooks" / "images_and_video.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    outputs = "".join(str(o) for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "Error" not in outputs.replace("error: ", "")
+    assert "image/png" in str(notebook.cells[-1].outputs)  # the timeline plot
+    assert (tmp_path / "image-model" / "model.safetensors").is_file()
+    assert "missing.png" in outputs and "error: " in outputs  # the unreadable picture is an error row

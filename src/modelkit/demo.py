@@ -6,7 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .classifier import Prediction, load
+from .classifier import load
+from .outputs import Prediction
 from .data.synthetic import write_synthetic
 from .evaluation.evaluate import evaluate, summary_text
 from .training.api import train
@@ -55,16 +56,21 @@ def _text_demo(output_dir: Path) -> dict[str, Path]:
             "predictions": predictions_path, "train_log": checkpoint / "train_log.jsonl"}
 
 
-def _image_demo(output_dir: Path) -> dict[str, Path]:
-    """A small CNN learns synthetic picture categories (a motif per category) from scratch."""
-    splits = write_synthetic("image", output_dir / "data", seed=0, rows_per_category=60, clean_rows=200, size=48)
-    recipe = {
-        "output_dir": str(output_dir / "model"),
+def image_recipe(splits: dict[str, Path], output_dir: Path) -> dict:
+    """The demo's image recipe: a small CNN that learns synthetic picture categories (a motif per
+    category) from scratch."""
+    return {
+        "output_dir": str(output_dir),
         "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "inputs": {"image": "image"}},
         "model": {"name": "image", "arch": "small_cnn", "dropout": 0.1},
         "processor": {"resize": 48, "crop": 48, "augment": {"hflip": 0.5}},
         "train": {"epochs": 12, "batch_size": 32, "learning_rate": 0.003, "tune_thresholds": True, "log_every": 20},
     }
+
+
+def _image_demo(output_dir: Path) -> dict[str, Path]:
+    splits = write_synthetic("image", output_dir / "data", seed=0, rows_per_category=60, clean_rows=200, size=48)
+    recipe = image_recipe(splits, output_dir / "model")
 
     def describe(row: dict, prediction: Prediction) -> str:
         return f"{row['image']:<22} true {row['labels'] or ['(clean)']!s:<28} -> {prediction.labels or ['(clean)']}"
@@ -76,7 +82,7 @@ def _video_demo(output_dir: Path) -> dict[str, Path]:
     """A small CNN scores sampled frames; trained on video labels and segments, it says where a
     category's motif shows up (segments with start and end times)."""
     splits = write_synthetic("video", output_dir / "data", train=48, dev=12, test=12, duration_s=(5.0, 8.0),
-                                          min_signal_s=2.0, max_signal_s=3.5, fps=8, size=(96, 72), seed=0)
+                             min_signal_s=2.0, max_signal_s=3.5, fps=8, size=(96, 72), seed=0)
     recipe = {
         "output_dir": str(output_dir / "model"),
         "data": {"train": str(splits["train"]), "dev": str(splits["dev"]), "inputs": {"video": "video"}},
