@@ -100,10 +100,12 @@ def _case(name: str, tmp_path: Path) -> tuple[Path, list]:
                 "last", "*.jsonl", "*.html", "run_config.yaml", "README.md"))
         inputs = {"text": lambda: TEXTS, "image": lambda: _pictures(folder), "video": lambda: _clip(folder)}[name]()
         (folder / "inputs.json").write_text(json.dumps(inputs, ensure_ascii=False, indent=1), encoding="utf-8")
-    inputs = json.loads((folder / "inputs.json").read_text(encoding="utf-8"))
-    if name != "text":
-        inputs = [str(folder / path) for path in inputs]
-    return folder, inputs
+    return folder, _inputs(name)
+
+
+def _inputs(name: str) -> list:
+    inputs = json.loads((GOLDEN / name / "inputs.json").read_text(encoding="utf-8"))
+    return inputs if name == "text" else [str(GOLDEN / name / path) for path in inputs]
 
 
 def _same(new, old, where: str) -> None:
@@ -151,3 +153,21 @@ def test_stored_checkpoints_give_their_stored_outputs(name, tmp_path):
     modelkit.predict_files(classifier, manifest, tmp_path / "out", progress=False)
     rows = sorted(modelkit.read_predictions(tmp_path / "out"), key=lambda row: int(row["id"]))
     _compare([{key: value for key, value in row.items() if key != "id"} for row in rows], outputs)
+
+
+WRITTEN_612A567 = Path(__file__).parent / "data" / "written_612a567"
+
+
+@pytest.mark.parametrize("name", ["text", "image", "video"])
+def test_checkpoints_written_before_the_output_seam_give_their_outputs(name):
+    # Written by the code of 612a567 (tests/data/written_612a567/make.py) on the golden inputs.
+    folder = WRITTEN_612A567 / name
+    inputs = _inputs(name)
+    if name == "video":
+        from modelkit.video import video_classifier
+
+        classifier = video_classifier(WRITTEN_612A567 / "image" / "checkpoint", sampler={"fps": 2, "size": 16})
+    else:
+        classifier = modelkit.load(folder / "checkpoint")
+    _compare([prediction.to_dict() for prediction in classifier.predict(inputs)],
+             json.loads((folder / "outputs.json").read_text(encoding="utf-8")))
