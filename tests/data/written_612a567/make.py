@@ -6,7 +6,6 @@ the golden inputs. Kept to show they load and score the same with later code; no
 """
 import json, shutil, sys
 from pathlib import Path
-import numpy as np
 import modelkit
 import modelkit.text, modelkit.image, modelkit.video  # the installed entry points name newer modules
 from modelkit.data.synthetic import write_synthetic_splits, write_synthetic_image_splits
