@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import CheckpointError, ConfigError, DataError, EvaluationError, InputError
-from .plugins import registered_commands, register_command  # noqa: F401  (register_command: for modalities)
+from .plugins import load_plugins, registered_commands, register_command  # noqa: F401  (register_command: for modalities)
 
 logger = logging.getLogger("modelkit")
 
@@ -190,6 +190,10 @@ def _objective(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for action in parser._subparsers._group_actions for name in action.choices}  # type: ignore[union-attr]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -310,7 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command is not None and command not in _command_names(parser):
+        # A plugin module may register commands of its own when imported (as modalities did before
+        # the modelkit.commands entry point): load them before calling the command unknown.
+        load_plugins()
+        parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

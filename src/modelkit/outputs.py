@@ -81,8 +81,8 @@ class Outputs:
     def predictions(self) -> list[Prediction]:
         predictions = []
         for row, error in enumerate(self.errors):
-            if error is not None:
-                predictions.append(Prediction(scores={}, error=error))
+            if error is not None:  # the modality's fields are there, None, as for an input with no parts
+                predictions.append(Prediction(scores={}, error=error, fields=dict.fromkeys(self.fields)))
                 continue
             predictions.append(Prediction(
                 scores=dict(zip(self.categories, self.scores[row].tolist())), labels=list(self.labels[row] or []),
