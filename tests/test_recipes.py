@@ -92,3 +92,19 @@ def test_bootstrap_gambling_beats_its_rules(shared_data, tmp_path):
     assert rules_f1 > 0.5 and f1[0] > rules_f1 + 0.05 and f1[recipe_fits] > f1[0] + 0.03, (rules_f1, f1)
     assert summary["self_training_positives"] > 50
     assert summary["weak_positives"] > 200
+
+
+def test_shipped_recipes_are_found_by_name(tmp_path, monkeypatch):
+    from modelkit.config import ConfigError
+    from modelkit.recipes import find_recipe, list_recipes
+    from modelkit.training.recipe import load_run_config
+
+    monkeypatch.chdir(tmp_path)  # names, not paths: nothing here is a file
+    assert {"text/cold", "image/synthetic", "video/synthetic"} <= set(list_recipes())
+    assert find_recipe("text/cold.yaml") == find_recipe("text/cold") == REPO / "configs" / "text" / "cold.yaml"
+    assert find_recipe("../pyproject") is None and find_recipe("/etc/passwd") is None
+    config = load_run_config("text/cold_seeds", data_root="/data")
+    assert config.data.train == "/data/cold/train.jsonl"
+    assert config.ensemble.members[0].recipe == str(REPO / "configs" / "text" / "cold.yaml")
+    with pytest.raises(ConfigError, match="text/nope: no such recipe file, nor a recipe that ships with modelkit"):
+        load_run_config("text/nope")

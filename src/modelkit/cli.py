@@ -156,10 +156,24 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from .recipes import list_recipes, recipes_folder
+
+    found = list_recipes()
+    if not found:
+        print("no recipes found (neither modelkit/configs in the package nor configs/ in a clone)")
+        return 1
+    width = max(map(len, found))
+    for name, description in found.items():
+        print(f"{name:<{width}}  {description}")
+    print(f"\n{len(found)} recipes in {recipes_folder()}; train one with: modelkit train NAME --data-root DIR")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(Path(args.output_dir))
+    run_demo(Path(args.output_dir), quick=args.quick)
     return 0
 
 
@@ -203,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("train", help="train a model from a YAML recipe")
-    p.add_argument("config", help="recipe YAML, e.g. configs/text/cold.yaml")
+    p.add_argument("config", help="recipe YAML (configs/text/cold.yaml) or a shipped recipe's name (text/cold; "
+                                  "see modelkit recipes)")
     p.add_argument("--data-root", help="directory that relative data paths in the recipe are taken from")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. --set train.epochs=3 (repeatable)")
@@ -302,8 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace what is in --output")
     p.set_defaults(func=_cmd_convert)
 
+    p = commands.add_parser("recipes", help="list the recipes that ship with modelkit (modelkit train NAME)")
+    p.set_defaults(func=_cmd_recipes)
+
     p = commands.add_parser("demo", help="train, evaluate and predict on a synthetic bilingual data set")
     p.add_argument("--output-dir", default="runs/demo")
+    p.add_argument("--quick", action="store_true", help="a few rows and one epoch of each part (checks an install "
+                                                        "in about a minute; the models learn little)")
     p.set_defaults(func=_cmd_demo)
 
     for name, (help_text, add_arguments, run) in registered_commands():

@@ -15,11 +15,13 @@ from .training.api import train
 EXAMPLES = ["你这个傻逼，滚", "今天天气不错，去公园走走", "pirated movie torrent, please share", "大师开光转运符，保平安"]
 
 
-def run_demo(output_dir: Path) -> dict[str, Path]:
+def run_demo(output_dir: Path, quick: bool = False) -> dict[str, Path]:
+    """Train, evaluate and predict on synthetic text, pictures and video under ``output_dir``.
+    ``quick``: a few rows and epochs of each (seconds, to check an install; the models learn little)."""
     output_dir = Path(output_dir)
-    outputs = _text_demo(output_dir / "text")
-    outputs.update({f"image_{name}": path for name, path in _image_demo(output_dir / "image").items()})
-    outputs.update({f"video_{name}": path for name, path in _video_demo(output_dir / "video").items()})
+    outputs = _text_demo(output_dir / "text", quick)
+    outputs.update({f"image_{name}": path for name, path in _image_demo(output_dir / "image", quick).items()})
+    outputs.update({f"video_{name}": path for name, path in _video_demo(output_dir / "video", quick).items()})
     print("\noutputs:")
     for name, path in outputs.items():
         print(f"  {name:<18} {path}")
@@ -40,9 +42,16 @@ def text_recipe(splits: dict[str, Path], output_dir: Path) -> dict:
     }
 
 
-def _text_demo(output_dir: Path) -> dict[str, Path]:
-    splits = write_synthetic("text", output_dir / "data", seed=0)
-    checkpoint = train(text_recipe(splits, output_dir / "model"))
+def _quick(recipe: dict, quick: bool) -> dict:
+    if quick:
+        recipe["train"].update(epochs=1, early_stopping_patience=0)
+    return recipe
+
+
+def _text_demo(output_dir: Path, quick: bool) -> dict[str, Path]:
+    sizes = {"rows_per_category": 6, "clean_rows": 30} if quick else {}
+    splits = write_synthetic("text", output_dir / "data", seed=0, **sizes)
+    checkpoint = train(_quick(text_recipe(splits, output_dir / "model"), quick))
     report_dir = output_dir / "eval"
     report = evaluate(checkpoint, splits["test"], output_dir=report_dir, slice_by=["language"], bootstrap_resamples=200)
     print(summary_text(report))
@@ -68,9 +77,10 @@ def image_recipe(splits: dict[str, Path], output_dir: Path) -> dict:
     }
 
 
-def _image_demo(output_dir: Path) -> dict[str, Path]:
-    splits = write_synthetic("image", output_dir / "data", seed=0, rows_per_category=60, clean_rows=200, size=48)
-    recipe = image_recipe(splits, output_dir / "model")
+def _image_demo(output_dir: Path, quick: bool) -> dict[str, Path]:
+    splits = write_synthetic("image", output_dir / "data", seed=0, rows_per_category=6 if quick else 60,
+                             clean_rows=20 if quick else 200, size=48)
+    recipe = _quick(image_recipe(splits, output_dir / "model"), quick)
 
     def describe(row: dict, prediction: Prediction) -> str:
         return f"{row['image']:<22} true {row['labels'] or ['(clean)']!s:<28} -> {prediction.labels or ['(clean)']}"
@@ -78,10 +88,11 @@ def _image_demo(output_dir: Path) -> dict[str, Path]:
     return _train_report_predict(recipe, splits["test"], output_dir, "image", describe)
 
 
-def _video_demo(output_dir: Path) -> dict[str, Path]:
+def _video_demo(output_dir: Path, quick: bool) -> dict[str, Path]:
     """A small CNN scores sampled frames; trained on video labels and segments, it says where a
     category's motif shows up (segments with start and end times)."""
-    splits = write_synthetic("video", output_dir / "data", train=48, dev=12, test=12, duration_s=(5.0, 8.0),
+    counts = {"train": 6, "dev": 3, "test": 3} if quick else {"train": 48, "dev": 12, "test": 12}
+    splits = write_synthetic("video", output_dir / "data", **counts, duration_s=(5.0, 8.0),
                              min_signal_s=2.0, max_signal_s=3.5, fps=8, size=(96, 72), seed=0)
     recipe = {
         "output_dir": str(output_dir / "model"),
@@ -99,7 +110,7 @@ def _video_demo(output_dir: Path) -> dict[str, Path]:
     def describe(row: dict, prediction: Prediction) -> str:
         return f"{row['video']:<20} true [{spans(row['segments'])}] -> [{spans(prediction.segments or [])}]"
 
-    return _train_report_predict(recipe, splits["test"], output_dir, "video", describe)
+    return _train_report_predict(_quick(recipe, quick), splits["test"], output_dir, "video", describe)
 
 
 def _train_report_predict(recipe: dict, test: Path, output_dir: Path, field: str,

@@ -14,6 +14,7 @@ from ..checkpoint import load_checkpoint
 from ..models.base import InnerModel, ModerationModel
 from ..models.registry import create_model, get_model_class
 from ..processing import Processor, get_processor_class, list_modalities
+from ..recipes import find_recipe
 from ..taxonomy import Taxonomy
 
 # What train.select_metric may name: a dev metric to maximise, or the dev loss to minimise.
@@ -198,6 +199,19 @@ class RunConfig:
         return to_dict(self)
 
 
+def _shipped_or_given(source: str | Path | dict[str, Any]) -> str | Path | dict[str, Any]:
+    """A shipped recipe's file for a name such as ``text/cold`` that is not a file here; else ``source``."""
+    if isinstance(source, dict) or Path(source).is_file():
+        return source
+    shipped = find_recipe(str(source))
+    if shipped is not None:
+        return shipped
+    if not Path(source).exists():
+        raise ConfigError(f"{source}: no such recipe file, nor a recipe that ships with modelkit "
+                          "(modelkit recipes lists them, e.g. text/cold)")
+    return source
+
+
 def load_run_config(
     source: str | Path | dict[str, Any],
     overrides: list[str] | None = None,
@@ -208,7 +222,7 @@ def load_run_config(
     Relative data paths are taken from ``data_root`` when given. A relative taxonomy path is
     looked up beside the recipe file when it does not exist from the working directory.
     """
-    raw, where, base_dir = read_mapping(source, overrides)
+    raw, where, base_dir = read_mapping(_shipped_or_given(source), overrides)
     if "augment" in raw:
         raise ConfigError(f"{where}: augment: moved into the processor: write processor.augment (its "
                           "'consistency' weight is now train.consistency)")
