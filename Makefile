@@ -1,5 +1,5 @@
-# Two entry points: `make demo` and `make test`. Each builds .venv by itself on first use.
-# torch/torchvision are pinned to the builds that lie on this kind of machine (README.md, "Install").
+# Entry points: `make demo`, `make test` and `make docs`. Each builds .venv by itself on first use.
+# torch/torchvision are pinned to the builds that lie on this kind of machine (docs/install.md).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.modelkit-installed
 # The torch wheels are GBs; a pip cache would hold a second copy on the disk.
 export PIP_NO_CACHE_DIR := 1
 
-.PHONY: demo test soak install clean
+.PHONY: demo test soak docs install clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/modelkit demo --output-dir runs/demo
+
+# The documentation site into site/ (open site/index.html); --strict: a broken link or reference fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Independent tests run in parallel (pytest-xdist, one process per core); tests that share a
 # trained model run in one process (--dist loadgroup, see the xdist_group marks).

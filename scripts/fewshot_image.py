@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Few-shot Fashion-MNIST: a linear probe on pretrained MobileNetV2 features against random weights.
 
-The README table for configs/image/fashion_mnist.yaml. Data, architecture, weights and input
+The docs/images.md table for configs/image/fashion_mnist.yaml. Data, architecture, weights and input
 size (96 px unless --resolution) come from that recipe; the classifier on top is fitted here
 rather than trained by ``modelkit train`` (gradient descent, early stopping on a dev split):
 

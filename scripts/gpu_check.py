@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""What the README promises for GPUs, measured on the machine this runs on, into one JSON.
+"""What the docs promise for GPUs (docs/benchmarks.md), measured on the machine this runs on, into one JSON.
 
 On a machine with CUDA (in under 8 minutes on one card):
 
@@ -277,7 +277,7 @@ def run(device: torch.device, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="GPU figures for the README, as JSON")
+    parser = argparse.ArgumentParser(description="GPU figures for docs/benchmarks.md, as JSON")
     parser.add_argument("--output", default="gpu_check.json", help="where the JSON goes (default gpu_check.json)")
     parser.add_argument("--device", help="cuda (default when there is one) or cpu (checks the code paths)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")

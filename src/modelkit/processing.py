@@ -99,6 +99,7 @@ def get_processor_class(name: str) -> type[Processor]:
 
 
 def list_processors() -> list[str]:
+    """The names of the registered processors (the installed modalities' included), sorted."""
     return _PROCESSORS.names()
 
 

@@ -244,7 +244,7 @@ def build_report(
     calibration_bins: int = 15,
     max_slice_values: int = 50,
 ) -> dict[str, Any]:
-    """All numbers of the report as a JSON-ready dict (see the README for the layout)."""
+    """All numbers of the report as a JSON-ready dict (docs/evaluation.md describes the layout)."""
     thresholds = _threshold_vector(data, thresholds)
     if bootstrap_resamples < 1:
         raise EvaluationError("bootstrap_resamples must be >= 1")

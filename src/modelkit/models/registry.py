@@ -22,6 +22,7 @@ def register_model(name: str) -> Callable[[M], M]:
 
 
 def list_models() -> list[str]:
+    """The names of the registered models (the installed modalities' included), sorted."""
     return _MODELS.names()
 
 
