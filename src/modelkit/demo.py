@@ -25,6 +25,10 @@ def run_demo(output_dir: Path, quick: bool = False) -> dict[str, Path]:
     print("\noutputs:")
     for name, path in outputs.items():
         print(f"  {name:<18} {path}")
+    print(f"\nnext: open {outputs['report']} (and the image and video reports) in a browser;\n"
+          f"      notebooks/quickstart.ipynb loads {outputs['checkpoint']}, notebooks/images_and_video.ipynb trains "
+          "the image model again and scores a video;\n"
+          f"      modelkit predict {outputs['checkpoint']} --input FILE.jsonl --output DIR scores a file of texts")
     return outputs
 
 
