@@ -19,18 +19,20 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from ..data.records import DataError
+from ..data.records import DataConfig, DataError
 from ..processing import get_modality
 from ..inference.runner import chunked
 from .shards import (
     MANIFEST,
     OutputFolderError,
     OutputFormat,
+    PredictionSchema,
     RunIdentity,
+    ShardSchema,
     ShardWriter,
     claim_output,
     finished_shards,
@@ -75,12 +77,71 @@ class RunSummary:
                 f"{self.seconds:.1f} s, {self.items_per_second:,.0f} items/s")
 
 
+class Job:
+    """What a batch run computes for each row: a classifier's predictions (:class:`ClassifierJob`)
+    or, above the engine, a moderator's decisions. The engine owns reading, sharding, resuming
+    and writing; a job owns turning chunks of row values into a chunk of results (an object with
+    ``errors`` and ``placed(rows, where, problems)``, written by :meth:`schema`)."""
+
+    # "files" when rows name files (shard and chunk sizes, folders as inputs), else "inline".
+    kind: str = "inline"
+    description: str = "predict"
+
+    def data_config(self, input_field: str | None, id_field: str | None) -> DataConfig:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def folders(self) -> list[Path]:
+        """Folders the output must not overlap (the checkpoints)."""
+        return []
+
+    def schema(self) -> ShardSchema:
+        raise NotImplementedError
+
+    def columns(self, data: DataConfig) -> list[str] | None:
+        """The columns a row needs (None: ``data``'s inputs and id)."""
+        return None
+
+    # A row -> its value (None: the data config's input fields are the value).
+    parse: Callable[[Mapping[str, Any], str, Path | None], Any] | None = None
+
+    def stream(self, chunks: Iterable[list[Any]], batch_size: int, num_workers: int, max_batch_tokens: int | None,
+               progress: Callable[[int], None]) -> Iterator[Any]:
+        raise NotImplementedError
+
+
+class ClassifierJob(Job):
+    """A classifier's predictions: the rows of :class:`~modelkit.outputs.Outputs`."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self.classifier = classifier
+        self.kind = "files" if get_modality(classifier.processor.modality).files else "inline"
+
+    def data_config(self, input_field: str | None, id_field: str | None) -> DataConfig:
+        return self.classifier.data_config(input_field=input_field, id_field=id_field)
+
+    def fingerprint(self) -> str:
+        return self.classifier.fingerprint()
+
+    def folders(self) -> list[Path]:
+        return [self.classifier.source_dir] if self.classifier.source_dir is not None else []
+
+    def schema(self) -> ShardSchema:
+        return PredictionSchema(self.classifier.categories, self.classifier.processor.output_fields)
+
+    def stream(self, chunks: Iterable[list[Any]], batch_size: int, num_workers: int, max_batch_tokens: int | None,
+               progress: Callable[[int], None]) -> Iterator[Any]:
+        return self.classifier.stream_outputs(chunks, batch_size, num_workers, max_batch_tokens, progress=progress)
+
+
 def distributed_rank() -> tuple[int, int]:
     """(rank, world size) of this process under ``accelerate launch`` / ``torchrun``; (0, 1) alone."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _refuse_overlap(source: Any, output: Path, classifier: Classifier) -> None:
+def _refuse_overlap(source: Any, output: Path, job: Job) -> None:
     """Writing into the input or the checkpoint would destroy it: refuse before anything runs."""
     if not isinstance(source, (str, os.PathLike)):
         return
@@ -89,10 +150,10 @@ def _refuse_overlap(source: Any, output: Path, classifier: Classifier) -> None:
         raise OutputFolderError(f"output {output}: is the input {source} or inside it; choose another folder")
     if target in source_path.parents:
         raise OutputFolderError(f"output {output}: the input {source} lies inside it; choose another folder")
-    if classifier.source_dir is not None:
-        checkpoint = classifier.source_dir.resolve()
+    for folder in job.folders():
+        checkpoint = folder.resolve()
         if target == checkpoint or checkpoint in target.parents or target in checkpoint.parents:
-            raise OutputFolderError(f"output {output}: overlaps the checkpoint {classifier.source_dir}")
+            raise OutputFolderError(f"output {output}: overlaps the checkpoint {folder}")
 
 
 def predict_files(
@@ -128,53 +189,60 @@ def predict_files(
     return run.execute(batch_size, num_workers, max_batch_tokens, progress)
 
 
-def open_run(classifier: Classifier, source: Any, output: str | Path, *, output_format: OutputFormat = "parquet",
+def open_run(job: Classifier | Job, source: Any, output: str | Path, *, output_format: OutputFormat = "parquet",
              input_field: str | None = None, id_field: str | None = None, shard_size: int | None = None,
              chunk_size: int | None = None, overwrite: bool = False, rank: int | None = None,
-             world_size: int | None = None, shards: Sequence[int] | None = None) -> _Run:
-    """Check ``output`` against the input and checkpoint, claim it, and return the run to execute."""
+             world_size: int | None = None, shards: Sequence[int] | None = None,
+             refuse_duplicates: bool = False) -> _Run:
+    """Check ``output`` against the input and checkpoint, claim it, and return the run to execute.
+    ``refuse_duplicates``: an id on two rows is an error naming both (else a warning)."""
     if output_format not in ("parquet", "jsonl"):
         raise ValueError(f"output_format must be 'parquet' or 'jsonl', got {output_format!r}")
+    job = job if isinstance(job, Job) else ClassifierJob(job)
     output = Path(output)
-    _refuse_overlap(source, output, classifier)
-    data = classifier.data_config(input_field=input_field, id_field=id_field)
-    files = get_modality(classifier.processor.modality).files
-    kind = "files" if files else "inline"
-    shard_size = shard_size or SHARD_ROWS[kind]
-    chunk_size = min(chunk_size or CHUNK_ROWS[kind], shard_size)
+    _refuse_overlap(source, output, job)
+    data = job.data_config(input_field, id_field)
+    files = job.kind == "files"
+    shard_size = shard_size or SHARD_ROWS[job.kind]
+    chunk_size = min(chunk_size or CHUNK_ROWS[job.kind], shard_size)
     if shard_size < 1 or chunk_size < 1:
         raise ValueError(f"shard_size and chunk_size must be >= 1, got {shard_size} and {chunk_size}")
     default_rank, default_world = distributed_rank()
     rank = default_rank if rank is None else rank
     world_size = default_world if world_size is None else world_size
-    reader_source = open_source(source, data, files)
+    reader_source = open_source(source, data, files, job.columns(data))
     total = reader_source.count()
     if total == 0:
         raise DataError(f"{reader_source.name}: no rows")
-    reader = RowReader(reader_source, data)
+    reader = RowReader(reader_source, data, job.parse)
     duplicates = (0, [])
     # A folder's ids are its file paths, unique; a Python iterable can be read only once.
     if reader_source.fingerprint() is not None and not isinstance(reader_source, FolderSource):
         duplicates = duplicate_ids(reader_source, reader)
+        if duplicates[0] and refuse_duplicates:
+            first = duplicates[1][0]
+            rows = [index for index, raw in enumerate(reader_source.raw_rows()) if reader.id_of(index, raw) == first][:2]
+            raise DataError(f"{reader_source.name}: id {first!r} is on rows {rows[0]} and {rows[1]} "
+                            f"({duplicates[0]} ids repeat); every row needs its own id")
         if duplicates[0]:
             logger.warning("%s: %d ids occur on more than one row (first: %s); every row is scored and written "
                            "in input order", reader_source.name, duplicates[0], ", ".join(map(repr, duplicates[1])))
     identity = RunIdentity(
         input=reader_source.name, input_fingerprint=reader_source.fingerprint(),
-        checkpoint_fingerprint=classifier.fingerprint(), shard_size=shard_size,
+        checkpoint_fingerprint=job.fingerprint(), shard_size=shard_size,
         output_format=output_format,
         fields={"inputs": data.input_columns, "id": data.id_field})
     claim_output(output, identity, overwrite and rank == 0,
                  notes={"duplicate_ids": {"count": duplicates[0], "examples": duplicates[1]}} if duplicates[0] else {})
-    return _Run(classifier, reader_source, total, reader, output, output_format, shard_size, chunk_size, rank,
+    return _Run(job, reader_source, total, reader, output, output_format, shard_size, chunk_size, rank,
                 world_size, None if shards is None else set(shards), duplicates)
 
 
 class _Run:
-    def __init__(self, classifier: Classifier, source: Source, total: int | None, reader: RowReader, output: Path,
+    def __init__(self, job: Job, source: Source, total: int | None, reader: RowReader, output: Path,
                  output_format: OutputFormat, shard_size: int, chunk_size: int, rank: int, world_size: int,
                  only: set[int] | None, duplicates: tuple[int, list[str]] = (0, [])) -> None:
-        self.classifier, self.source, self.reader, self.output = classifier, source, reader, output
+        self.job, self.source, self.reader, self.output = job, source, reader, output
         self.total = total  # rows of the input, when the source can tell without reading it
         self.output_format, self.shard_size, self.chunk_size = output_format, shard_size, chunk_size
         self.rank, self.world_size, self.only = rank, world_size, only
@@ -206,7 +274,7 @@ class _Run:
                 yield [row.value for row in parsed if row.problem is None]
 
     def execute(self, batch_size: int, num_workers: int, max_batch_tokens: int | None, progress: bool) -> RunSummary:
-        classifier = self.classifier
+        job = self.job
         total = self.total
         bound = -(-total // self.shard_size) if total is not None else max(self.done, default=-1) + 2
         remove_stale_parts(self.output, {shard for shard in range(bound) if self.mine(shard)}, self.output_format)
@@ -217,10 +285,9 @@ class _Run:
         scored = errors = 0
         writer: ShardWriter | None = None
         pending: deque = deque()
-        bar = tqdm(total=total, initial=resumed, unit="item", desc="predict", disable=not progress,
+        bar = tqdm(total=total, initial=resumed, unit="item", desc=job.description, disable=not progress,
                    smoothing=0.1)
-        results = classifier.stream_outputs(self.chunks(pending), batch_size, num_workers, max_batch_tokens,
-                                            progress=bar.update)
+        results = job.stream(self.chunks(pending), batch_size, num_workers, max_batch_tokens, bar.update)
         try:
             for outputs in results:
                 shard, rows = pending.popleft()
@@ -228,8 +295,7 @@ class _Run:
                     writer.finish()
                     writer = None
                 if writer is None:
-                    writer = ShardWriter(self.output, shard, self.output_format, classifier.categories,
-                                         classifier.processor.output_fields)
+                    writer = ShardWriter(self.output, shard, self.output_format, job.schema())
                 readable = [index for index, row in enumerate(rows) if row.problem is None]
                 chunk = outputs.placed(len(rows), readable, [row.problem for row in rows])
                 bar.update(len(rows) - len(readable))
@@ -261,4 +327,4 @@ class _Run:
         return True
 
 
-__all__ = ["RunSummary", "open_run", "predict_files"]
+__all__ = ["ClassifierJob", "Job", "RunSummary", "open_run", "predict_files"]

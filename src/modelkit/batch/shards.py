@@ -145,17 +145,63 @@ def remove_stale_parts(output: Path, shards: set[int], output_format: str) -> No
             path.unlink(missing_ok=True)
 
 
+class ShardSchema:
+    """What a shard's rows are: the parquet columns and the JSON rows of a chunk of results."""
+
+    def arrow_fields(self) -> list[Any]:
+        raise NotImplementedError
+
+    def columns(self, ids: list[str | None], chunk: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def records(self, ids: list[str | None], chunk: Any) -> Iterator[dict[str, Any]]:
+        return chunk.records(ids)
+
+
+def json_column(values: Sequence[Any]) -> list[str | None]:
+    return [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
+
+
+class PredictionSchema(ShardSchema):
+    """Rows of :class:`~modelkit.outputs.Outputs`: a score column per category, labels, evidence,
+    the modality's output fields and the error (see the module docstring)."""
+
+    def __init__(self, categories: Sequence[str], output_fields: Sequence[str] = ()) -> None:
+        self.categories, self.output_fields = list(categories), tuple(output_fields)
+
+    def arrow_fields(self) -> list[Any]:
+        import pyarrow as pa
+
+        fields = [pa.field("id", pa.string())]
+        fields += [pa.field(f"score_{category}", pa.float32()) for category in self.categories]
+        fields += [pa.field("labels", pa.list_(pa.string())), pa.field("evidence", pa.string())]
+        fields += [pa.field(name, pa.string()) for name in self.output_fields]
+        return fields + [pa.field("error", pa.string())]
+
+    def columns(self, ids: list[str | None], chunk: Outputs) -> dict[str, Any]:
+        import pyarrow as pa
+
+        columns: dict[str, Any] = {"id": ids}
+        for column, category in enumerate(self.categories):
+            scores = chunk.scores[:, column]
+            columns[f"score_{category}"] = pa.array(scores, mask=np.isnan(scores), type=pa.float32())
+        columns["labels"] = chunk.labels
+        columns["evidence"] = json_column(chunk.evidence)
+        for name in self.output_fields:
+            columns[name] = json_column(chunk.fields[name])
+        columns["error"] = chunk.errors
+        return columns
+
+
 class ShardWriter:
     """Rows of one shard, appended chunk by chunk to a temporary file, renamed when finished."""
 
-    def __init__(self, output: Path, shard: int, output_format: OutputFormat, categories: list[str],
-                 output_fields: Sequence[str] = ()) -> None:
+    def __init__(self, output: Path, shard: int, output_format: OutputFormat, schema: ShardSchema) -> None:
         self.shard = shard
         self.final = output / part_name(shard, output_format)
         self.temporary = output / f".{self.final.name}.{uuid.uuid4().hex}.tmp"
         self.output_format = output_format
-        self.categories = categories
-        self.output_fields = tuple(output_fields)
+        self.schema = schema
         self.rows = 0
         self.errors = 0
         self._writer: Any = None
@@ -168,13 +214,8 @@ class ShardWriter:
                     import pyarrow as pa
                     import pyarrow.parquet as pq
 
-                    fields = [pa.field("id", pa.string())]
-                    fields += [pa.field(f"score_{category}", pa.float32()) for category in categories]
-                    fields += [pa.field("labels", pa.list_(pa.string())), pa.field("evidence", pa.string())]
-                    fields += [pa.field(name, pa.string()) for name in self.output_fields]
-                    fields += [pa.field("error", pa.string())]
-                    self._schema = pa.schema(fields)
-                    self._writer = pq.ParquetWriter(self.temporary, self._schema, compression="zstd")
+                    self._arrow_schema = pa.schema(schema.arrow_fields())
+                    self._writer = pq.ParquetWriter(self.temporary, self._arrow_schema, compression="zstd")
         except BaseException:
             self.abandon()
             raise
@@ -189,33 +230,21 @@ class ShardWriter:
             raise OSError(err.errno, f"{err.strerror or err}; the shards finished so far are kept: rerun the same "
                           "command to continue", str(self.final)) from None
 
-    def write(self, ids: list[str | None], chunk: Outputs) -> None:
+    def write(self, ids: list[str | None], chunk: Any) -> None:
         """Append rows ``ids`` (text, None where unknown) with their outputs."""
         self.rows += len(ids)
         self.errors += sum(error is not None for error in chunk.errors)
         with self._writing():
             self._write(ids, chunk)
 
-    def _write(self, ids: list[str | None], chunk: Outputs) -> None:
+    def _write(self, ids: list[str | None], chunk: Any) -> None:
         if self.output_format == "jsonl":
             self._handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n"
-                                       for record in chunk.records(ids)))
+                                       for record in self.schema.records(ids, chunk)))
             return
         import pyarrow as pa
 
-        def as_json(values: list[Any]) -> list[str | None]:
-            return [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
-
-        columns: dict[str, Any] = {"id": ids}
-        for column, category in enumerate(self.categories):
-            scores = chunk.scores[:, column]
-            columns[f"score_{category}"] = pa.array(scores, mask=np.isnan(scores), type=pa.float32())
-        columns["labels"] = chunk.labels
-        columns["evidence"] = as_json(chunk.evidence)
-        for name in self.output_fields:
-            columns[name] = as_json(chunk.fields[name])
-        columns["error"] = chunk.errors
-        self._writer.write_table(pa.table(columns, schema=self._schema))
+        self._writer.write_table(pa.table(self.schema.columns(ids, chunk), schema=self._arrow_schema))
 
     def finish(self) -> Path:
         with self._writing():
@@ -234,23 +263,36 @@ class ShardWriter:
             self.temporary.unlink(missing_ok=True)
 
 
+def _json_lines(path: Path) -> Iterator[Any]:
+    with open(path, encoding="utf-8") as handle:
+        yield from (json.loads(line) for line in handle)
+
+
+def read_shards(output: str | Path, command: str = "modelkit predict") -> Iterator[tuple[str, Any]]:
+    """Each finished shard of a run's output folder, in order: ``("jsonl", its rows, lazily)`` or
+    ``("parquet", its pyarrow table)``."""
+    output = Path(output)
+    manifest_path = output / MANIFEST
+    if not manifest_path.is_file():
+        raise OutputFolderError(f"{output}: no {MANIFEST}; not the output folder of {command}")
+    output_format = json.loads(manifest_path.read_text(encoding="utf-8"))["format"]
+    for _, path in sorted(finished_shards(output, output_format).items()):
+        if output_format == "jsonl":
+            yield "jsonl", _json_lines(path)
+            continue
+        import pyarrow.parquet as pq
+
+        yield "parquet", pq.read_table(path)
+
+
 def read_predictions(output: str | Path) -> Iterator[dict[str, Any]]:
     """The rows of a batch run's output folder, in input order, as ``{"id", "scores", "labels",
     <output fields>?, "evidence"?}`` or ``{"id", "error"}`` dicts, whichever the format (parquet
     ids come back as text)."""
-    output = Path(output)
-    manifest_path = output / MANIFEST
-    if not manifest_path.is_file():
-        raise OutputFolderError(f"{output}: no {MANIFEST}; not the output folder of modelkit predict")
-    output_format = json.loads(manifest_path.read_text(encoding="utf-8"))["format"]
-    for _, path in sorted(finished_shards(output, output_format).items()):
-        if output_format == "jsonl":
-            with open(path, encoding="utf-8") as handle:
-                yield from (json.loads(line) for line in handle)
+    for kind, table in read_shards(output):
+        if kind == "jsonl":
+            yield from table
             continue
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
         categories = [name[len("score_"):] for name in table.column_names if name.startswith("score_")]
         output_fields = [name for name in table.column_names
                          if not name.startswith("score_") and name not in _BASE_COLUMNS]

@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -258,9 +258,10 @@ class IterableSource(Source):
         return iter(self.rows)
 
 
-def open_source(source: Any, data: DataConfig, file_input: bool) -> Source:
+def open_source(source: Any, data: DataConfig, file_input: bool, columns: list[str] | None = None) -> Source:
     """The :class:`Source` for a path (jsonl/csv/parquet file or a folder), a ``datasets``
-    Dataset or an iterable. ``file_input``: the model reads files (a folder lists them)."""
+    Dataset or an iterable. ``file_input``: the model reads files (a folder lists them);
+    ``columns``: the columns a row needs (default: ``data``'s input and id fields)."""
     if isinstance(source, Source):
         return source
     if isinstance(source, (str, os.PathLike)):
@@ -279,7 +280,7 @@ def open_source(source: Any, data: DataConfig, file_input: bool) -> Source:
         if kind == "csv":
             return CsvSource(path, data.column_types)
         if kind == "parquet":
-            return ParquetSource(path, [*data.input_columns.values(), data.id_field or ""])
+            return ParquetSource(path, columns or [*data.input_columns.values(), data.id_field or ""])
         if path.suffix.lower() == ".json" and starts_with_array(path):
             return JsonArraySource(path)
         return JsonlSource(path)
@@ -324,10 +325,14 @@ class RowReader:
     field is known by its position (as text, like every id); a row whose id cannot be written
     (null, an object) or that cannot be parsed is an error row without an id."""
 
-    def __init__(self, source: Source, data: DataConfig) -> None:
+    def __init__(self, source: Source, data: DataConfig,
+                 parse: Callable[[Mapping[str, Any], str, Path | None], Any] | None = None) -> None:
         self.source = source
         self.columns = data.input_columns
         self.id_field = data.id_field
+        # Instead of taking the input fields: the whole row -> the value to score (a post), raising
+        # DataError naming what is wrong.
+        self.parse = parse
         if isinstance(source, FolderSource):  # a folder is one file per row, whatever the training field
             self.columns = {modality: "path" for modality in self.columns}
             self.id_field = "id"
@@ -352,6 +357,11 @@ class RowReader:
         row_id, problem = self._id(index, row)
         if problem is not None:
             return Row(None, problem=f"row {index}: {problem}")
+        if self.parse is not None:
+            try:
+                return Row(row_id, self.parse(row, row_id, self.source.base))
+            except DataError as err:
+                return Row(row_id, problem=str(err))
         if not isinstance(row, Mapping):
             if len(self.columns) > 1:
                 return Row(row_id, problem=f"row {index}: expected a record with fields "
