@@ -74,6 +74,8 @@ class Outputs:
     errors: list[str | None]
     fields: dict[str, list[Any]]
     parts: list[tuple[np.ndarray, np.ndarray] | None]
+    # The policy the scores were calibrated and thresholded by (its taxonomy: severity, action).
+    policy: Policy | None = None
 
     def __len__(self) -> int:
         return len(self.errors)
@@ -110,7 +112,7 @@ class Outputs:
             parts[row] = self.parts[position]
             for name, values in self.fields.items():
                 fields[name][row] = values[position]
-        return Outputs(self.categories, scores, labels, evidence, errors, fields, parts)
+        return Outputs(self.categories, scores, labels, evidence, errors, fields, parts, self.policy)
 
 
 def postprocess(result: RunResult, policy: Policy, processor: Processor) -> Outputs:
@@ -135,4 +137,4 @@ def postprocess(result: RunResult, policy: Policy, processor: Processor) -> Outp
                 raise KeyError(f"processor {processor.name!r} returned output field {name!r}, which its "
                                f"output_fields {processor.output_fields!r} do not declare")
             fields[name][row] = value
-    return Outputs(categories, scores, labels, list(result.evidence), errors, fields, parts)
+    return Outputs(categories, scores, labels, list(result.evidence), errors, fields, parts, policy)
