@@ -3,7 +3,9 @@
 Each modality registers a writer of its synthetic splits (``text``: bilingual rows, ``image``:
 pictures with category motifs, ``video``: clips with timed motifs; see ``modelkit.<modality>.synthetic``),
 so ``modelkit demo`` finds them without the core importing a modality. Not real moderation data.
-Here too: writing generated rows as JSONL, whole or cut into train / dev / test.
+Modalities also register a *planter*: one part of a post with a category's signal planted in it,
+and where (synthetic posts, :mod:`modelkit.posts.synthetic`). Here too: writing generated rows as
+JSONL, whole or cut into train / dev / test.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from ..plugins import Registry
 # writer(directory, **options) -> {"train": path, "dev": path, "test": path}
 SplitWriter = Callable[..., dict[str, Path]]
 _WRITERS: Registry[SplitWriter | str] = Registry("synthetic data writer", "modality")
+# planter(rng, category or None (clean), borderline, path (for a file part), **options) ->
+# {"value": the text or the file's path, "location": where the signal is ({"start", "end"} in a
+# text, {"box"} of a picture, {"t0", "t1"} of a video) or None}. A borderline part carries a weak
+# form of the signal: its label is uncertain alone (see the modalities' synthetic modules).
+Planter = Callable[..., dict[str, Any]]
+_PLANTERS: Registry[Planter | str] = Registry("synthetic part planter", "modality")
 
 
 def register_synthetic(modality: str, writer: SplitWriter | str) -> None:
@@ -28,11 +36,25 @@ def register_synthetic(modality: str, writer: SplitWriter | str) -> None:
 
 def write_synthetic(modality: str, directory: Path, **options: Any) -> dict[str, Path]:
     """The registered synthetic splits of ``modality``, written into ``directory``."""
-    writer = _WRITERS.get(modality)
-    if isinstance(writer, str):
-        module, name = writer.split(":")
-        writer = getattr(importlib.import_module(module), name)
-    return writer(directory, **options)
+    return _resolved(_WRITERS.get(modality))(directory, **options)
+
+
+def _resolved(entry: Any) -> Any:
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        return getattr(importlib.import_module(module), name)
+    return entry
+
+
+def register_planter(modality: str, planter: Planter | str) -> None:
+    """Make ``planter`` (or ``"module:function"``) the maker of ``modality`` parts of synthetic posts."""
+    _PLANTERS.add(modality, planter)
+
+
+def plant(modality: str, rng: Any, category: str | None, borderline: bool = False, path: Path | None = None,
+          **options: Any) -> dict[str, Any]:
+    """One synthetic ``modality`` part with ``category``'s signal (None: clean); see :data:`Planter`."""
+    return _resolved(_PLANTERS.get(modality))(rng, category, borderline, path, **options)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -155,17 +155,42 @@ def paint_motif(image: Image.Image, category: str, colour: tuple[int, int, int],
     _paint(image, colour, _STYLES[category][0], cx, cy, r, angle)
 
 
-def _draw_image(labels: list[str], size: int, rng: np.random.Generator) -> Image.Image:
+def borderline_colour(category: str, rng: np.random.Generator) -> tuple[int, int, int]:
+    """The category's hue, washed out: a motif that only hints at the category."""
+    hue = _STYLES[category][1]
+    return _rgb(hue + rng.normal(0, 0.02), rng.uniform(0.35, 0.5), rng.uniform(0.55, 0.75))
+
+
+def _draw_image(labels: list[str], size: int, rng: np.random.Generator, borderline: str | None = None,
+                ) -> tuple[Image.Image, list[float] | None]:
+    """A picture with ``labels``' motifs (and a washed-out ``borderline`` one); the box of the last motif."""
     image = noisy_gradient(size, size, rng)
     for _ in range(int(rng.integers(3))):
         grey = int(rng.integers(60, 200))
         aspect = rng.uniform(0.5, 2)
         paint_blob(image, grey, aspect, *rng.uniform(0, size, 2), rng.uniform(0.08, 0.2) * size)
-    for category in labels:
+    box = None
+    for category, colour_of in [(c, motif_colour) for c in labels] + [(borderline, borderline_colour)] * bool(borderline):
         r = rng.uniform(0.25, 0.45) * size / 2
-        colour = motif_colour(category, rng)
-        paint_motif(image, category, colour, *rng.uniform(r, size - r, 2), r, rng.uniform(-0.3, 0.3))
-    return image
+        colour = colour_of(category, rng)
+        cx, cy = rng.uniform(r, size - r, 2)
+        paint_motif(image, category, colour, cx, cy, r, rng.uniform(-0.3, 0.3))
+        box = [float(cx - r), float(cy - r), float(cx + r), float(cy + r)]
+    return image, box
+
+
+def plant_image(rng: np.random.Generator, category: str | None, borderline: bool, path: Path | None,
+                size: int = 64) -> dict:
+    """A synthetic post's picture (the ``image`` planter of :mod:`modelkit.data.synthetic`): a
+    category's motif (washed out when ``borderline``) at a random place, written to ``path``."""
+    if path is None:
+        raise ValueError("a picture part needs a path to write to")
+    if category is not None:
+        check_categories([category])
+    labels = [category] if category is not None and not borderline else []
+    image, box = _draw_image(labels, size, rng, category if borderline else None)
+    image.save(path)
+    return {"value": str(path), "location": None if category is None else {"box": [round(v, 1) for v in box]}}
 
 
 def check_categories(categories: list[str]) -> None:
@@ -183,10 +208,15 @@ def make_synthetic_images(
     seed: int = 0,
     categories: list[str] | None = None,
     image_format: str = "png",
+    borderline_rows_per_category: int = 0,
+    borderline_positive: float = 0.3,
 ) -> list[dict]:
     """Write images into ``directory/images/``; rows ``{"id", "image", "labels"}``, ``image`` relative to it.
 
     ``image_format`` is the file suffix, from which Pillow picks the encoder: png, jpg, webp ...
+    ``borderline_rows_per_category`` pictures per category show its motif washed out, labelled
+    with the category with probability ``borderline_positive``: a hint annotators disagree on,
+    which a model learns as a middling score (what a post's other parts can tip either way).
     """
     rng = np.random.default_rng(seed)
     categories = categories or list(CATEGORIES)
@@ -199,6 +229,11 @@ def make_synthetic_images(
             second = others and rng.random() < 0.1
             labels.append([category, others[int(rng.integers(len(others)))]] if second else [category])
     labels += [[] for _ in range(clean_rows)]
+    hints: list[str | None] = [None] * len(labels)
+    for category in categories:
+        for _ in range(borderline_rows_per_category):
+            hints.append(category)
+            labels.append([category] if rng.random() < borderline_positive else [])
     order = rng.permutation(len(labels))
 
     images = Path(directory) / "images"
@@ -207,7 +242,8 @@ def make_synthetic_images(
     for n, i in enumerate(order):
         name = f"img-{n}.{image_format}"
         # An rng per image: an image does not change when rows are added or removed around it.
-        _draw_image(labels[i], size, np.random.default_rng([seed, n])).save(images / name)
+        image, _ = _draw_image(labels[i] if hints[i] is None else [], size, np.random.default_rng([seed, n]), hints[i])
+        image.save(images / name)
         rows.append({"id": f"img-{n}", "image": f"images/{name}", "labels": labels[i]})
     return rows
 

@@ -62,6 +62,23 @@ CUES: dict[str, dict[str, list[str]]] = {
     },
 }
 
+# Hints that are no violation alone: annotators label them either way (see make_synthetic's
+# borderline rows), so a model scores them in the middle, below a threshold. A post whose caption
+# hints at a category while its picture hints at the same one is a violation no part is alone.
+BORDERLINE: dict[str, dict[str, list[str]]] = {
+    "pornography": {"zh": ["私信看更多内容", "懂的都懂来私聊"], "en": ["dm me for the full set", "more in my private channel"]},
+    "soft_pornography": {"zh": ["今晚穿得有点少", "猜猜我穿了什么"], "en": ["guess what i am wearing", "not much on tonight"]},
+    "vulgar": {"zh": ["说个不正经的", "有点污的笑话"], "en": ["a slightly naughty joke", "not safe for grandma"]},
+    "gore": {"zh": ["场面有点吓人", "胆小的别点开"], "en": ["not for the faint hearted", "pretty messy scene"]},
+    "violence": {"zh": ["今晚带上家伙", "让他知道厉害"], "en": ["bring the tools tonight", "teach him a lesson"]},
+    "terrorism": {"zh": ["行动就在明天", "兄弟们准备好了"], "en": ["the operation is tomorrow", "brothers are ready"]},
+    "superstition": {"zh": ["今年犯太岁", "最近运势不好"], "en": ["my stars are off this year", "bad luck lately"]},
+    "piracy": {"zh": ["资源在评论区", "链接私聊获取"], "en": ["link in the comments", "ask me for the files"]},
+    "scandal_hype": {"zh": ["某人要塌房了", "圈内人透露"], "en": ["someone is about to fall", "an insider tells me"]},
+    "historical_nihilism": {"zh": ["课本不一定对", "历史另有说法"], "en": ["textbooks may be wrong", "history tells it otherwise"]},
+    "abuse": {"zh": ["你可真行啊", "别再丢人了"], "en": ["you are something else", "stop embarrassing yourself"]},
+}
+
 FILLERS = {
     "zh": ["今天天气不错", "刚下班回家", "大家觉得怎么样", "周末去公园", "这家店的奶茶好喝",
            "转发一下", "评论区见", "明天还要上班", "看了一部电影", "分享给朋友们", "晚饭吃了面条", "孩子考试结束了"],
@@ -76,8 +93,13 @@ def make_synthetic(
     clean_rows: int = 300,
     seed: int = 0,
     categories: list[str] | None = None,
+    borderline_rows_per_category: int = 0,
+    borderline_positive: float = 0.3,
 ) -> list[dict]:
-    """Rows ``{"id", "text", "labels", "language"}``; ``labels`` are category ids."""
+    """Rows ``{"id", "text", "labels", "language"}``; ``labels`` are category ids.
+
+    ``borderline_rows_per_category`` rows per category carry one of its :data:`BORDERLINE` hints,
+    labelled with the category with probability ``borderline_positive`` (annotators disagree)."""
     rng = np.random.default_rng(seed)
     categories = categories or list(CUES)
     unknown = [c for c in categories if c not in CUES]
@@ -108,6 +130,12 @@ def make_synthetic(
     for _ in range(clean_rows):
         language = "zh" if rng.random() < 0.5 else "en"
         rows.append({"text": sentence(language, []), "labels": [], "language": language})
+    for category in categories:
+        for _ in range(borderline_rows_per_category):
+            language = "zh" if rng.random() < 0.5 else "en"
+            labels = [category] if rng.random() < borderline_positive else []
+            rows.append({"text": sentence(language, [pick(BORDERLINE[category][language])]), "labels": labels,
+                         "language": language})
     order = rng.permutation(len(rows))
     return [{"id": f"syn-{n}", **rows[i]} for n, i in enumerate(order)]
 
@@ -117,3 +145,21 @@ def write_synthetic_splits(directory: str | Path, seed: int = 0, **kwargs) -> di
     directory = Path(directory)
     rows = make_synthetic(seed=seed, **kwargs)
     return write_splits(directory, rows)
+
+
+def plant_text(rng: np.random.Generator, category: str | None, borderline: bool, path: Path | None = None,
+               language: str | None = None) -> dict:
+    """A synthetic post's text (the ``text`` planter of :mod:`modelkit.data.synthetic`): fillers
+    with ``category``'s cue (or, ``borderline``, one of its hints) at a random place, and the
+    cue's character offsets."""
+    language = language or ("zh" if rng.random() < 0.5 else "en")
+    joiner = "，" if language == "zh" else ", "
+    fillers = [FILLERS[language][int(rng.integers(len(FILLERS[language])))] for _ in range(int(rng.integers(1, 4)))]
+    if category is None:
+        return {"value": joiner.join(fillers), "location": None}
+    phrases = (BORDERLINE if borderline else CUES)[category][language]
+    cue = phrases[int(rng.integers(len(phrases)))]
+    at = int(rng.integers(len(fillers) + 1))
+    before = joiner.join(fillers[:at]) + (joiner if at else "")
+    after = (joiner if at < len(fillers) else "") + joiner.join(fillers[at:])
+    return {"value": before + cue + after, "location": {"start": len(before), "end": len(before) + len(cue)}}

@@ -13,7 +13,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from ..data.synthetic import register_synthetic
+from ..data.synthetic import register_planter, register_synthetic
 from ..evaluation.sections import register_report_section
 from ..processing import register_modality
 from . import models, processors  # noqa: F401  (register the processor and the model)
@@ -61,6 +61,7 @@ def _preview(value: Any) -> dict[str, str]:
 register_modality("video", check_video, files=True, preview=_preview, hub_task="video-classification")
 register_report_section(SEGMENTS_SECTION)
 register_synthetic("video", "modelkit.video.synthetic:write_synthetic_video_splits")
+register_planter("video", "modelkit.video.synthetic:plant_video")
 
 __all__ = ["Frame", "SamplerConfig", "SegmentConfig", "VideoError", "find_segments", "probe", "sample_frames",
            "video_classifier"]

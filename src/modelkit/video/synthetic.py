@@ -404,3 +404,25 @@ def write_text_overlay_splits(
         [{"signal": "text", "text": text} for text in negatives] or [{"signal": None}],
         clean_fraction=clean_fraction, duration_s=duration_s, signal_s=(min_signal_s, max_signal_s), fps=fps,
         size=size, backgrounds=backgrounds, seed=seed, font_path=font_path)
+
+
+def plant_video(rng: np.random.Generator, category: str | None, borderline: bool, path: Path | None,
+                duration_s: tuple[float, float] = (5.0, 8.0), signal_s: tuple[float, float] = (2.0, 3.5), fps: int = 8,
+                size: tuple[int, int] = (96, 72)) -> dict:
+    """A synthetic post's video (the ``video`` planter of :mod:`modelkit.data.synthetic`):
+    ``category``'s motif from ``t0`` to ``t1`` seconds of a procedural clip, written to ``path``."""
+    if path is None:
+        raise ValueError("a video part needs a path to write to")
+    if borderline:
+        raise ValueError("synthetic videos have no borderline form; plant a borderline text or picture")
+    frames = int(rng.integers(round(duration_s[0] * fps), round(duration_s[1] * fps) + 1))
+    seed = int(rng.integers(2**31))
+    if category is None:
+        make_synthetic_video(path, duration_s=frames / fps, fps=fps, size=size, seed=seed)
+        return {"value": str(path), "location": None}
+    shown = min(int(rng.integers(round(signal_s[0] * fps), round(signal_s[1] * fps) + 1)), frames)
+    first = int(rng.integers(frames - shown + 1))
+    row = make_synthetic_video(path, duration_s=frames / fps, fps=fps, size=size, signal="motif", category=category,
+                               start_s=first / fps, end_s=(first + shown) / fps, seed=seed)
+    segment = row["segments"][0]
+    return {"value": str(path), "location": {"t0": segment["start_s"], "t1": segment["end_s"]}}
