@@ -186,8 +186,37 @@ def train_tiny_image_model(folder: Path, categories=("gore",), size: int = 16, r
 
 # Tests that share an expensive session fixture run in one pytest-xdist worker (make test runs
 # --dist loadgroup), which then trains it once instead of once per worker.
+POST_CATEGORIES = ["pornography", "violence", "superstition"]
+
+
+def train_post_members(output_dir: Path, categories=POST_CATEGORIES) -> dict:
+    """Text and picture checkpoints for synthetic posts, trained with borderline rows (hints
+    labelled either way, which they learn to score in the middle), and a video checkpoint that
+    scores frames with the picture model (about 15 s)."""
+    import modelkit
+    from modelkit.data.synthetic import write_synthetic
+    from modelkit.demo import image_recipe, text_recipe
+    from modelkit.video import video_classifier
+
+    splits = write_synthetic("text", output_dir / "text_data", seed=0, categories=categories, rows_per_category=80,
+                             clean_rows=250, borderline_rows_per_category=60)
+    text = modelkit.train({**text_recipe(splits, output_dir / "text"), "categories": categories})
+    splits = write_synthetic("image", output_dir / "image_data", seed=0, categories=categories, size=48,
+                             rows_per_category=80, clean_rows=200, borderline_rows_per_category=60)
+    recipe = image_recipe(splits, output_dir / "image")
+    recipe["train"]["epochs"] = 16
+    image = modelkit.train({**recipe, "categories": categories})
+    video = video_classifier(image, sampler={"fps": 4, "size": 48}).save(output_dir / "video")
+    return {"text": text, "image": image, "video": video}
+
+
+@pytest.fixture(scope="session")
+def post_members(tmp_path_factory) -> dict:
+    return train_post_members(tmp_path_factory.mktemp("post_members"))
+
+
 _SHARED_FIXTURE_GROUPS = {"cold_checkpoint": "cold", "bert_checkpoint": "bert", "video_checkpoint": "video",
-                          "video_splits": "video"}
+                          "video_splits": "video", "post_members": "posts"}
 
 
 # First, before pytest-xdist's own hook reads the marks into node ids.

@@ -23,8 +23,9 @@ def test_modalities_are_found_through_the_entry_point():
             "print(modelkit.list_models(), list_processors(), list_modalities())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert result.stdout.strip() == (
-        "['ensemble', 'exported_onnx', 'image', 'ngram', 'ocr_text', 'onnx', 'transformer', 'video'] "
-        "['ensemble', 'image', 'image_ocr', 'text_ngram', 'text_tokenizer', 'video'] ['image', 'text', 'video']")
+        "['ensemble', 'exported_onnx', 'image', 'late_fusion', 'ngram', 'ocr_text', 'onnx', 'transformer', 'video'] "
+        "['ensemble', 'image', 'image_ocr', 'part_scores', 'text_ngram', 'text_tokenizer', 'video'] "
+        "['image', 'part_scores', 'text', 'video']")
 
 
 def _circles(imports: dict[str, set[str]]) -> list[list[str]]:

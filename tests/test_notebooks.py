@@ -40,3 +40,15 @@ def test_images_and_video_notebook_runs(tmp_path, monkeypatch):
     assert "image/png" in str(notebook.cells[-1].outputs)  # the timeline plot
     assert (tmp_path / "image-model" / "model.safetensors").is_file()
     assert "missing.png" in outputs and "error: " in outputs  # the unreadable picture is an error row
+
+
+def test_moderation_notebook_runs(post_members, tmp_path, monkeypatch):
+    for name, path in post_members.items():
+        monkeypatch.setenv(f"MODELKIT_{name.upper()}", str(path))
+    monkeypatch.setenv("MODELKIT_NOTEBOOK_OUT", str(tmp_path))
+    notebook = nbformat.read(REPO / "notebooks" / "moderation.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    outputs = "".join(str(o) for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "Error" not in outputs and '"action"' in outputs and "image/png" in outputs and "[[" in outputs
+    assert (tmp_path / "decisions" / "decisions.html").is_file()

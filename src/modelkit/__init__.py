@@ -41,6 +41,9 @@ _EXPORTS = {
     "read_predictions": "batch.shards",
     "ModerationModel": "models", "create_model": "models", "list_models": "models", "register_model": "models",
     "Policy": "policy",
+    "Decision": "posts.moderator", "Moderator": "posts.moderator", "load_moderator": "posts.moderator",
+    "Post": "posts.post", "PostPolicy": "posts.policy", "moderate_files": "posts.run", "read_decisions": "posts.run",
+    "explain": "explain", "register_explainer": "explain",
     "Processor": "processing", "create_processor": "processing", "list_processors": "processing",
     "register_modality": "processing", "register_processor": "processing",
     "Category": "taxonomy", "Taxonomy": "taxonomy",
@@ -50,11 +53,12 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Category", "CheckpointError", "Classifier", "ConfigError", "DataError", "EvaluationError", "InputError",
-    "ModerationModel", "Policy", "Prediction", "Processor", "RunConfig", "RunSummary", "ScoredData",
-    "Taxonomy", "build_report", "calibrate", "compare_reports", "create_model", "create_processor",
-    "distill", "evaluate", "list_models", "list_processors", "load", "load_from_hub", "load_processor",
-    "load_run_config", "predict_files", "push_to_hub", "read_predictions", "register_modality",
+    "Category", "CheckpointError", "Classifier", "ConfigError", "DataError", "Decision", "EvaluationError",
+    "InputError", "ModerationModel", "Moderator", "Policy", "Post", "PostPolicy", "Prediction", "Processor",
+    "RunConfig", "RunSummary", "ScoredData", "Taxonomy", "build_report", "calibrate", "compare_reports",
+    "create_model", "create_processor", "distill", "evaluate", "explain", "list_models", "list_processors", "load",
+    "load_from_hub", "load_moderator", "load_processor", "load_run_config", "moderate_files", "predict_files",
+    "push_to_hub", "read_decisions", "read_predictions", "register_explainer", "register_modality",
     "register_model", "register_processor", "train", "write_report", "__version__",
 ]
 
@@ -85,7 +89,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .hub import load_from_hub, push_to_hub
     from .models import ModerationModel, create_model, list_models, register_model
     from .outputs import Prediction
+    from .explain import explain, register_explainer
     from .policy import Policy
+    from .posts.moderator import Decision, Moderator, load_moderator
+    from .posts.policy import PostPolicy
+    from .posts.post import Post
+    from .posts.run import moderate_files, read_decisions
     from .processing import Processor, create_processor, list_processors, register_modality, register_processor
     from .taxonomy import Category, Taxonomy
     from .training.api import train

@@ -136,6 +136,47 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_moderate(args: argparse.Namespace) -> int:
+    from .posts.moderator import Moderator, load_moderator
+
+    quick = {"text": args.text, "image": args.image, "video": args.video, "ocr_text": args.ocr_text}
+    if args.config is not None and any(quick.values()):
+        raise ConfigError("give a moderator CONFIG or checkpoints (--text/--image/--video/--ocr-text), not both")
+    if args.config is not None:
+        moderator = load_moderator(args.config, device=args.device)
+    elif any(quick.values()):
+        moderator = Moderator.from_checkpoints(**quick, device=args.device)
+    else:
+        raise ConfigError("give a moderator CONFIG (configs/post/*.yaml) or at least one of --text, --image, --video, "
+                          "--ocr-text")
+    if args.fusion_data is not None:
+        return _write_fusion_data(moderator, args)
+    if args.output is None:
+        raise ConfigError("--output: the folder to write decisions into is required")
+    from .posts.run import moderate_files, write_decisions_page
+
+    summary = moderate_files(moderator, args.input, args.output, output_format=args.format, id_field=args.id_field,
+                             batch_size=args.batch_size, num_workers=args.num_workers, shard_size=args.shard_size,
+                             overwrite=args.overwrite, heatmaps=args.heatmaps)
+    print(f"decisions: {summary}" + ("" if summary.complete else " (other processes still have shards to do)"))
+    if summary.complete and args.page_limit:
+        page = write_decisions_page(args.output, args.input, limit=args.page_limit)
+        print(f"page: {page}")
+    return 0
+
+
+def _write_fusion_data(moderator, args: argparse.Namespace) -> int:
+    from .data.synthetic import write_jsonl
+    from .posts.run import read_post_rows
+
+    posts, labels = read_post_rows(args.input, args.label_field)
+    rows = moderator.fusion_rows(posts, labels, batch_size=args.batch_size, num_workers=args.num_workers)
+    write_jsonl(Path(args.fusion_data), rows)
+    print(f"fusion data: {args.fusion_data} ({len(rows)} posts; train a head on it with the recipe of "
+          "Moderator.fusion_recipe, docs/posts.md)")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .inference.onnx import export_checkpoint
 
@@ -302,6 +343,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-actor", type=float, default=0.0, metavar="G", help="Ray: GPUs per replica (default 0)")
     p.add_argument("--ray-address", help="Ray: cluster address (default: start a local Ray)")
     p.set_defaults(func=_cmd_predict)
+
+    p = commands.add_parser("moderate", help="decide posts (text, pictures, video) into a folder of decision shards "
+                                             "and an HTML page (resumable)")
+    p.add_argument("config", nargs="?", help="moderator YAML (configs/post/*.yaml); or give checkpoints below")
+    p.add_argument("--input", required=True, help="jsonl/parquet manifest of posts {id, account_id, text, images, video}")
+    p.add_argument("--output", help="output folder: part-*.parquet (or .jsonl), manifest.json, decisions.html")
+    p.add_argument("--text", metavar="CHECKPOINT", help="text checkpoint (max fusion, default policy)")
+    p.add_argument("--image", metavar="CHECKPOINT", help="picture checkpoint")
+    p.add_argument("--video", metavar="CHECKPOINT", help="video checkpoint")
+    p.add_argument("--ocr-text", metavar="CHECKPOINT", help="checkpoint that reads the text in pictures")
+    p.add_argument("--format", choices=["parquet", "jsonl"], default="parquet", help="shard format (default parquet)")
+    p.add_argument("--id-field", help="post id column (default id)")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--num-workers", type=_non_negative_int, default=0, metavar="N",
+                   help="processes that decode pictures and video beside the models (default 0)")
+    p.add_argument("--shard-size", type=_positive_int, metavar="ROWS",
+                   help="posts per output shard (default 200000 for text-only moderators, 10000 otherwise)")
+    p.add_argument("--overwrite", action="store_true", help="replace the decisions of another run in --output")
+    p.add_argument("--device", help="auto, cpu, cuda ... (default auto)")
+    p.add_argument("--heatmaps", action="store_true",
+                   help="also write each flagged picture's heat map as a PNG into OUTPUT/heatmaps/")
+    p.add_argument("--page-limit", type=_non_negative_int, default=500, metavar="N",
+                   help="posts on decisions.html, removals and reviews first (default 500; 0: no page)")
+    p.add_argument("--fusion-data", metavar="FILE",
+                   help="instead of deciding: write the members' part scores and the manifest's labels as training "
+                        "rows of a learned-fusion head")
+    p.add_argument("--label-field", default="labels", help="with --fusion-data: the post-level label column")
+    p.set_defaults(func=_cmd_moderate)
 
     p = commands.add_parser("export", help="export a checkpoint's model to ONNX, as a checkpoint the engine loads")
     p.add_argument("checkpoint")

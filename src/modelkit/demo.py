@@ -8,7 +8,10 @@ from pathlib import Path
 
 from .classifier import load
 from .outputs import Prediction
-from .data.synthetic import write_synthetic
+from .data.synthetic import write_jsonl, write_synthetic
+from .posts.moderator import Moderator
+from .posts.run import moderate_files, read_decisions, write_decisions_page
+from .posts.synthetic import make_synthetic_posts
 from .evaluation.evaluate import evaluate, summary_text
 from .training.api import train
 
@@ -22,10 +25,13 @@ def run_demo(output_dir: Path, quick: bool = False) -> dict[str, Path]:
     outputs = _text_demo(output_dir / "text", quick)
     outputs.update({f"image_{name}": path for name, path in _image_demo(output_dir / "image", quick).items()})
     outputs.update({f"video_{name}": path for name, path in _video_demo(output_dir / "video", quick).items()})
+    members = {"text": outputs["checkpoint"], "image": outputs["image_checkpoint"], "video": outputs["video_checkpoint"]}
+    outputs.update({f"posts_{name}": path for name, path in _posts_demo(output_dir / "posts", members, quick).items()})
     print("\noutputs:")
     for name, path in outputs.items():
         print(f"  {name:<18} {path}")
-    print(f"\nnext: open {outputs['report']} (and the image and video reports) in a browser;\n"
+    print(f"\nnext: open {outputs['posts_page']} (decisions on posts, with their evidence) and {outputs['report']} "
+          "(and the image and video reports) in a browser;\n"
           f"      notebooks/quickstart.ipynb loads {outputs['checkpoint']}, notebooks/images_and_video.ipynb trains "
           "the image model again and scores a video;\n"
           f"      modelkit predict {outputs['checkpoint']} --input FILE.jsonl --output DIR scores a file of texts")
@@ -115,6 +121,28 @@ def _video_demo(output_dir: Path, quick: bool) -> dict[str, Path]:
         return f"{row['video']:<20} true [{spans(row['segments'])}] -> [{spans(prediction.segments or [])}]"
 
     return _train_report_predict(_quick(recipe, quick), splits["test"], output_dir, "video", describe)
+
+
+# The categories the demo's video model knows; its text and picture models know them too.
+POST_CATEGORIES = ["pornography", "soft_pornography", "vulgar"]
+
+
+def _posts_demo(output_dir: Path, members: dict[str, Path], quick: bool) -> dict[str, Path]:
+    """Synthetic posts (a title, a body, pictures, sometimes a video; a violation planted in one
+    part) decided by the three models with max fusion: a folder of decisions and their page."""
+    rows = make_synthetic_posts(output_dir / "data", 24 if quick else 80, POST_CATEGORIES, video_fraction=0.3,
+                                seed=0)
+    manifest = write_jsonl(output_dir / "data" / "posts.jsonl", rows)
+    moderator = Moderator({name: load(path) for name, path in members.items()}, "max", POST_CATEGORIES)
+    decisions = output_dir / "decisions"
+    print(moderate_files(moderator, manifest, decisions, output_format="jsonl", overwrite=True))
+    page = write_decisions_page(decisions, manifest)
+    for row, decision in list(zip(rows, read_decisions(decisions)))[:6]:
+        planted = row.get("planted")
+        truth = f"{planted['category']} in {planted['part']}" if planted else "(clean)"
+        where = ", ".join(f"{e['part']}" for e in decision["evidence"][:2])
+        print(f"{row['id']:<8} true {truth:<34} -> {decision['action']:<6} {decision['categories']} {where}")
+    return {"decisions": decisions, "page": page}
 
 
 def _train_report_predict(recipe: dict, test: Path, output_dir: Path, field: str,

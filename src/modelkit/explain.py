@@ -17,9 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import numpy as np
+
 from .plugins import Registry
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from .classifier import Classifier
 
 Explainer = Callable[["Classifier", Sequence[Any], Sequence[Sequence[str]]], list[list[dict[str, Any]]]]
@@ -60,3 +64,28 @@ def explain(classifier: Classifier, inputs: Sequence[Any], categories: Sequence[
     for position, items in zip(wanted, found):
         evidence[position] = items
     return evidence
+
+
+def _heat_colours(heat: np.ndarray) -> np.ndarray:
+    """Heat in [0, 1] -> RGB on a blue-green-yellow-red ramp."""
+    stops = np.array([[0, 0, 160], [0, 170, 255], [60, 220, 90], [255, 220, 0], [230, 30, 20]], dtype=np.float32)
+    position = np.clip(heat, 0, 1) * (len(stops) - 1)
+    low = np.floor(position).astype(int).clip(0, len(stops) - 2)
+    fraction = (position - low)[..., None]
+    return stops[low] * (1 - fraction) + stops[low + 1] * fraction
+
+
+def blend_heatmap(picture: Image.Image, heatmap: Any, opacity: float = 0.55) -> Image.Image:
+    """``heatmap`` (an evidence item's grid over the whole picture) stretched over ``picture``
+    (RGB), hot places most opaque: what the decisions page and heat-map PNGs show. A grid that is
+    not a finite 2-D array leaves the picture as it is."""
+    from PIL import Image
+
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.ndim != 2 or heat.size == 0 or not np.isfinite(heat).all():
+        return picture
+    heat = np.clip(heat, 0, 1)
+    heat = np.asarray(Image.fromarray(heat, mode="F").resize(picture.size, Image.Resampling.BILINEAR)).clip(0, 1)
+    alpha = (opacity * heat)[..., None]
+    blended = np.asarray(picture.convert("RGB"), dtype=np.float32) * (1 - alpha) + _heat_colours(heat) * alpha
+    return Image.fromarray(blended.round().clip(0, 255).astype(np.uint8))

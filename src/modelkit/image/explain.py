@@ -39,6 +39,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 from torch.nn import functional as F
 
+from ..explain import blend_heatmap
 from ..processing import InputError
 from .decode import decode_image, read_bytes
 from .models import OnnxImageClassifier
@@ -360,15 +361,6 @@ def explain_image(classifier: Classifier, inputs: Sequence[Any], categories: Seq
 # --------------------------------------------------------------------------------------------
 # Pictures of the evidence
 # --------------------------------------------------------------------------------------------
-def heat_colours(heat: np.ndarray) -> np.ndarray:
-    """Heat in [0, 1] -> RGB uint8 on a blue-green-yellow-red ramp."""
-    stops = np.array([[0, 0, 160], [0, 170, 255], [60, 220, 90], [255, 220, 0], [230, 30, 20]], dtype=np.float64)
-    position = np.clip(heat, 0, 1) * (len(stops) - 1)
-    low = np.floor(position).astype(int).clip(0, len(stops) - 2)
-    fraction = (position - low)[..., None]
-    return (stops[low] * (1 - fraction) + stops[low + 1] * fraction).round().astype(np.uint8)
-
-
 def heatmap_png(picture_path: Any, heatmap: Sequence[Sequence[float]], box: Sequence[float] | None = None,
                 max_side: int | None = None, opacity: float = 0.6) -> bytes:
     """PNG bytes of the picture with ``heatmap`` (a grid over the whole picture) blended over
@@ -380,13 +372,10 @@ def heatmap_png(picture_path: Any, heatmap: Sequence[Sequence[float]], box: Sequ
         scale = max_side / max(image.size)
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                              Image.Resampling.BILINEAR)
-    heat = np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1)
+    heat = np.asarray(heatmap, dtype=np.float32)
     if heat.ndim != 2 or heat.size == 0:
         raise ValueError(f"heatmap must be a non-empty grid of rows, got shape {heat.shape}")
-    heat = np.asarray(Image.fromarray(heat, mode="F").resize(image.size, Image.Resampling.BILINEAR)).clip(0, 1)
-    alpha = (opacity * heat)[..., None]
-    blended = np.asarray(image, dtype=np.float32) * (1 - alpha) + heat_colours(heat).astype(np.float32) * alpha
-    out = Image.fromarray(blended.round().clip(0, 255).astype(np.uint8))
+    out = blend_heatmap(image, heat, opacity)
     if box is not None:
         x0, y0, x1, y1 = (v * scale for v in box)
         ImageDraw.Draw(out).rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=(255, 0, 0),

@@ -1,0 +1,97 @@
+"""Post moderation's cost beside what it is made of, measured in the same run on the same checkpoint.
+
+1. Text-only posts through ``moderate_files`` (fusion, policy, evidence, decision shards) against
+   the engine's ``predict_files`` on the same texts: target ratio >= 0.8 (issue 27).
+2. ``ngram`` evidence (exact n-gram contributions -> spans) for flagged texts against scoring
+   the same texts alone (``predict_logits``): target ratio <= 2.
+
+Trains the demo's n-gram text recipe on synthetic text unless ``--checkpoint`` is given.
+
+    python scripts/benchmark_moderate.py [--posts 20000] [--checkpoint runs/demo/text/model]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import modelkit
+from modelkit.data.synthetic import write_jsonl, write_synthetic
+from modelkit.demo import text_recipe
+from modelkit.explain import explain
+from modelkit.posts import Moderator
+
+FLAGGED_SHARE = 0.3  # of the posts a platform sees, the share worth explaining is far smaller
+
+
+def _texts(count: int, seed: int) -> list[dict]:
+    from modelkit.text.synthetic import make_synthetic
+
+    rows = make_synthetic(rows_per_category=count // 20, clean_rows=count // 2, seed=seed)
+    return [{"id": f"p{i}", "text": rows[i % len(rows)]["text"]} for i in range(count)]
+
+
+def _best(seconds: list[float]) -> float:
+    return min(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=20_000)
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side; the fastest counts")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="benchmark_moderate_"))
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        splits = write_synthetic("text", work / "data", seed=0)
+        checkpoint = modelkit.train(text_recipe(splits, work / "model"))
+    classifier = modelkit.load(checkpoint)
+    moderator = Moderator({"text": classifier})
+    rows = _texts(args.posts, seed=1)
+    source = write_jsonl(work / "posts.jsonl", rows)
+
+    timings: dict[str, list[float]] = {"predict": [], "moderate": []}
+    for repeat in range(args.repeats):
+        for name in ("predict", "moderate"):
+            output = work / f"{name}-{repeat}"
+            started = time.perf_counter()
+            if name == "predict":
+                modelkit.predict_files(classifier, source, output, progress=False)
+            else:
+                modelkit.moderate_files(moderator, source, output, progress=False)
+            timings[name].append(time.perf_counter() - started)
+    predict, moderate = _best(timings["predict"]), _best(timings["moderate"])
+    decisions = list(modelkit.read_decisions(work / "moderate-0"))
+    flagged = sum(d["action"] != "pass" for d in decisions)
+
+    texts = [row["text"] for row in rows[: max(1, int(FLAGGED_SHARE * len(rows)))]]
+    scores = classifier.predict_proba(texts)
+    categories = [[classifier.categories[int(np.argmax(row))]] for row in scores]
+    scoring, explaining = [], []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        classifier.predict_logits(texts)
+        scoring.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        explain(classifier, texts, categories)
+        explaining.append(time.perf_counter() - started)
+    result = {
+        "posts": len(rows), "flagged_posts": flagged,
+        "predict_posts_per_s": round(len(rows) / predict, 1), "moderate_posts_per_s": round(len(rows) / moderate, 1),
+        "moderate_over_predict_throughput": round(predict / moderate, 3),
+        "explained_texts": len(texts), "scoring_s": round(_best(scoring), 3), "ngram_evidence_s": round(_best(explaining), 3),
+        "evidence_over_scoring_cost": round(_best(explaining) / _best(scoring), 3),
+    }
+    print(json.dumps(result, indent=2))
+    print(f"text-only posts: moderate at {result['moderate_over_predict_throughput']:.2f}x predict's throughput "
+          f"(target >= 0.8); ngram evidence costs {result['evidence_over_scoring_cost']:.2f}x scoring (target <= 2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,456 @@
+"""The moderator: posts -> member predictions -> fusion -> policy -> :class:`Decision`.
+
+Built from YAML (``configs/post/*.yaml``) or from checkpoints::
+
+    members:            # one checkpoint per modality or text field; any may be absent
+      text: runs/text/model          # every text field without a member of its own
+      text.title: runs/title/model   # (optional) the title only
+      image: runs/image/model
+      ocr_text: runs/ocr/model       # (optional) the text in the pictures
+      video: runs/video/model
+    fusion: max         # max | noisy_or | a learned-fusion checkpoint (modelkit.posts.fusion)
+    categories: [pornography, violence]   # (optional) default: every category a member scores
+    policy:             # (optional) per category; unset: the calibrated threshold and the taxonomy's action
+      review: {violence: 0.3}
+      remove: {violence: 0.8}
+
+Members are ordinary :class:`~modelkit.Classifier` objects driven through
+:meth:`~modelkit.Classifier.outputs`; the moderator never imports a modality. Each member scores
+all the parts it serves in a chunk of posts at once, so a post costs what its parts cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..classifier import Classifier, load
+from ..config import ConfigError, from_dict, read_yaml
+from ..explain import explain
+from ..recipes import find_recipe
+from ..outputs import Outputs
+from ..taxonomy import Category, Taxonomy
+from .fusion import FusionRule, PartScoresProcessor, fuse
+from .policy import PostAction, PostPolicy
+from .post import Part, Post
+
+# Which parts a member reads: text members read text fields, the others one kind of part each.
+MEMBER_KINDS = {"text": "text", "image": "image", "ocr_text": "image", "video": "video"}
+# Evidence for a category: the parts whose score is at least this share of their member's
+# threshold (and always the top one), at most this many.
+EVIDENCE_SHARE = 0.5
+MAX_EVIDENCE = 3
+
+
+def member_kind(name: str) -> str | None:
+    if name.startswith("text."):
+        return "text" if name[len("text."):].isidentifier() else None
+    return MEMBER_KINDS.get(name)
+
+
+@dataclass
+class PolicyBlock:
+    review: dict[str, Any] | None = None
+    remove: dict[str, Any] | None = None
+
+
+@dataclass
+class ModeratorConfig:
+    members: dict[str, str]
+    fusion: str = "max"
+    categories: list[str] | None = None
+    policy: PolicyBlock = field(default_factory=PolicyBlock)
+    # Spans, heat maps and segments for every flagged category (off: scores and actions only).
+    evidence: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("members: name at least one checkpoint (text, image, ocr_text, video or text.<field>)")
+        for name in self.members:
+            if member_kind(name) is None:
+                raise ValueError(f"members.{name}: not a member name; use text, text.<field>, image, ocr_text or video")
+
+
+@dataclass
+class Decision:
+    """What happens to a post: ``action`` (pass | review | remove), the ``categories`` that call
+    for it (most severe first), the fused ``scores``, the ``evidence`` a reviewer checks (one item
+    per part and category: ``part``, ``category``, ``score`` and where: ``start``/``end`` in a
+    text field, ``index`` (and ``box``) of a picture, ``t0``/``t1`` of the video), and the parts
+    that could not be read (``unread``: ``{"part", "error"}``). A post that could not be
+    moderated at all has ``error`` set instead."""
+
+    post_id: str | None
+    action: PostAction | None = None
+    categories: list[str] = field(default_factory=list)
+    scores: dict[str, float | None] = field(default_factory=dict)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    unread: list[dict[str, str]] = field(default_factory=list)
+    account_id: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as a JSON row (what ``modelkit moderate`` writes)."""
+        if self.error is not None:
+            return {"id": self.post_id, "error": self.error}
+        row: dict[str, Any] = {"id": self.post_id}
+        if self.account_id is not None:
+            row["account_id"] = self.account_id
+        row.update(action=self.action, categories=self.categories, scores=self.scores, evidence=self.evidence,
+                   unread=self.unread)
+        return row
+
+
+@dataclass
+class DecisionBatch:
+    """Decisions of a chunk of rows, in order (the batch engine's unit: see ``Outputs``)."""
+
+    decisions: list[Decision]
+
+    def __len__(self) -> int:
+        return len(self.decisions)
+
+    @property
+    def errors(self) -> list[str | None]:
+        return [decision.error for decision in self.decisions]
+
+    def placed(self, rows: int, where: Sequence[int], problems: Sequence[str | None]) -> DecisionBatch:
+        placed = [Decision(None, error=problems[row]) for row in range(rows)]
+        for position, row in enumerate(where):
+            placed[row] = self.decisions[position]
+        return DecisionBatch(placed)
+
+    def records(self, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        for row_id, decision in zip(ids, self.decisions):
+            yield {**decision.to_dict(), "id": row_id}
+
+
+@dataclass
+class _Scored:
+    """One part as a member scored it: its scores over the post's categories (NaN: not scored),
+    and the same on the common scale of fixed fusion rules (see :func:`common_scale`)."""
+
+    post: int
+    part: Part
+    member: str
+    scores: np.ndarray
+    row: int  # its row in the member's outputs
+    common: np.ndarray
+
+
+def common_scale(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Scores mapped piecewise linearly so that each member's threshold lands at 0.5 (0 and 1
+    stay put): members tuned to different thresholds then mean the same by the same number, and
+    ``max`` flags a post exactly when one part reaches its own member's threshold."""
+    t = np.clip(thresholds, 1e-6, 1 - 1e-6)
+    return np.where(scores < t, 0.5 * scores / t, 0.5 + 0.5 * (scores - t) / (1 - t))
+
+
+class Moderator:
+    """Decides posts: see the module docstring. Build with :func:`load_moderator` or
+    :meth:`from_checkpoints`."""
+
+    def __init__(self, members: Mapping[str, Classifier], fusion: FusionRule | Classifier = "max",
+                 categories: Sequence[str] | None = None, review: Mapping[str, Any] | None = None,
+                 remove: Mapping[str, Any] | None = None, evidence: bool = True) -> None:
+        self.members = dict(members)
+        for name in self.members:
+            if member_kind(name) is None:
+                raise ConfigError(f"members.{name}: not a member name; use text, text.<field>, image, ocr_text or video")
+        self.fusion_rule: FusionRule = "learned" if isinstance(fusion, Classifier) else fusion
+        if self.fusion_rule not in ("max", "noisy_or", "learned"):
+            raise ConfigError(f"fusion: {fusion!r} is not max, noisy_or or a learned-fusion checkpoint")
+        self.fusion = fusion if isinstance(fusion, Classifier) else None
+        self.taxonomy = self._post_taxonomy(categories)
+        self.categories = self.taxonomy.ids
+        self.slots = self._check_fusion() if self.fusion is not None else list(self.members)
+        self.policy = PostPolicy.from_config(self.taxonomy, self._default_thresholds(), review, remove)
+        self.evidence = evidence
+        # Per member, the column of each post category in its scores (-1: it does not score it).
+        self._columns = {name: np.array([clf.categories.index(c) if c in clf.categories else -1
+                                         for c in self.categories]) for name, clf in self.members.items()}
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_checkpoints(cls, text: str | Path | None = None, image: str | Path | None = None,
+                         video: str | Path | None = None, ocr_text: str | Path | None = None,
+                         fusion: FusionRule = "max", **load_options: Any) -> Moderator:
+        """The quick start: one checkpoint per modality, ``max`` fusion, the default policy."""
+        given = {"text": text, "image": image, "video": video, "ocr_text": ocr_text}
+        members = {name: _load_member(f"--{name.replace('_', '-')}", path, None, load_options)
+                   for name, path in given.items() if path}
+        if not members:
+            raise ConfigError("give at least one checkpoint (text, image, video or ocr_text)")
+        return cls(members, fusion)
+
+    def _post_taxonomy(self, wanted: Sequence[str] | None) -> Taxonomy:
+        """The categories posts are decided on: the learned head's, or those the members score
+        (all, or ``wanted``), with the members' taxonomy entries (severity, action)."""
+        known: dict[str, Category] = {}
+        for clf in self.members.values():
+            for category in clf.taxonomy:
+                known.setdefault(category.id, category)
+        if self.fusion is not None:
+            known = {c.id: known.get(c.id, c) for c in self.fusion.taxonomy}
+        ids = list(known) if wanted is None else list(wanted)
+        missing = [c for c in ids if c not in known]
+        if missing:
+            scored = "; ".join(f"{name} scores {', '.join(clf.categories)}" for name, clf in self.members.items())
+            raise ConfigError(f"categories: {', '.join(missing)} scored by no member ({scored})")
+        return Taxonomy(tuple(known[c] for c in ids), name="post")
+
+    def _check_fusion(self) -> list[str]:
+        """A learned head runs only on the members it was trained on."""
+        assert self.fusion is not None
+        processor = self.fusion.processor
+        if not isinstance(processor, PartScoresProcessor):
+            raise ConfigError(f"fusion: {self.fusion.source_dir} is not a learned-fusion checkpoint (its processor is "
+                              f"{processor.name!r}, not part_scores)")
+        slots = processor.config.slots
+        for slot in slots:
+            if slot not in self.members:
+                raise ConfigError(f"fusion: the head was trained with member {slot!r}, which this moderator lacks")
+            trained = processor.config.members.get(slot)
+            if trained is not None and trained != self.members[slot].fingerprint():
+                raise ConfigError(f"fusion: member {slot!r} is not the checkpoint the head was trained on "
+                                  f"(fingerprint {self.members[slot].fingerprint()[:12]} != {trained[:12]}); "
+                                  "train the head again on this member's scores")
+        extra = sorted(set(self.members) - set(slots))
+        if extra:
+            raise ConfigError(f"fusion: the head reads {', '.join(slots)}; members {', '.join(extra)} would be ignored")
+        return list(slots)
+
+    def _default_thresholds(self) -> dict[str, float]:
+        if self.fusion is not None:
+            return {c: self.fusion.thresholds[c] for c in self.categories}
+        # Fixed rules fuse on the common scale, where every member's threshold is 0.5.
+        return dict.fromkeys(self.categories, 0.5)
+
+    def fingerprint(self) -> str:
+        """What the decisions depend on: members, fusion, policy, evidence setting."""
+        identity = {"members": {name: clf.fingerprint() for name, clf in sorted(self.members.items())},
+                    "fusion": self.fusion.fingerprint() if self.fusion is not None else self.fusion_rule,
+                    "categories": self.categories, "policy": self.policy.to_dict(), "evidence": self.evidence}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def reads_files(self) -> bool:
+        return any(member_kind(name) != "text" for name in self.members)
+
+    # -- scoring ----------------------------------------------------------------------------
+    def member_for(self, part: Part) -> list[str]:
+        """The members that score ``part`` (a picture may have an image and an OCR member)."""
+        if part.kind == "text":
+            own = f"text.{part.field}"
+            return [own] if own in self.members else (["text"] if "text" in self.members else [])
+        return [name for name in self.members if member_kind(name) == part.kind and not name.startswith("text")]
+
+    def _score_parts(self, posts: Sequence[Post], batch_size: int, num_workers: int
+                     ) -> tuple[list[_Scored], dict[str, Outputs], list[list[dict[str, str]]]]:
+        wanted: dict[str, list[tuple[int, Part]]] = {name: [] for name in self.members}
+        unread: list[list[dict[str, str]]] = [[] for _ in posts]
+        for p, post in enumerate(posts):
+            for part in post.parts():
+                if part.problem is not None:
+                    unread[p].append({"part": part.name, "error": f"{part.name}: {part.problem}"})
+                    continue
+                for name in self.member_for(part):
+                    wanted[name].append((p, part))
+        scored: list[_Scored] = []
+        outputs: dict[str, Outputs] = {}
+        for name, items in wanted.items():
+            if not items:
+                continue
+            result = self.members[name].outputs([part.value for _, part in items], batch_size=batch_size,
+                                                num_workers=num_workers, on_error="record")
+            outputs[name] = result
+            columns = self._columns[name]
+            picked = np.maximum(columns, 0)
+            # Whole matrices at once: a chunk holds thousands of parts.
+            scores = np.where(columns >= 0, result.scores[:, picked], np.nan).astype(np.float64)
+            common = common_scale(scores, self.members[name].threshold_vector.astype(np.float64)[picked])
+            for row, ((p, part), error) in enumerate(zip(items, result.errors)):
+                if error is not None:
+                    if not any(u["part"] == part.name for u in unread[p]):
+                        unread[p].append({"part": part.name, "error": f"{part.name}: {error}"})
+                    continue
+                scored.append(_Scored(p, part, name, scores[row], row, common[row]))
+        return scored, outputs, unread
+
+    def part_scores(self, posts: Sequence[Post], batch_size: int = 256, num_workers: int = 0
+                    ) -> list[list[list[float | None]]]:
+        """Each post's ``part_scores`` (rows: slots, columns: categories; see
+        :mod:`modelkit.posts.fusion`): what a learned head reads and is trained on."""
+        scored, _, _ = self._score_parts(posts, batch_size, num_workers)
+        return self._slot_scores(len(posts), scored)
+
+    def _slot_scores(self, count: int, scored: list[_Scored]) -> list[list[list[float | None]]]:
+        table = np.full((count, len(self.slots), len(self.categories)), np.nan)
+        for item in scored:
+            slot = self.slots.index(item.member)
+            table[item.post, slot] = np.fmax(table[item.post, slot], item.scores)
+        return [[[None if math.isnan(s) else float(s) for s in row] for row in post] for post in table]
+
+    def _fused(self, count: int, scored: list[_Scored], batch_size: int) -> np.ndarray:
+        if self.fusion is None:
+            posts = np.array([item.post for item in scored], dtype=np.int64)
+            # Each part's place among its post's parts: a [posts, parts, categories] table.
+            counts = np.bincount(posts, minlength=count)
+            order = np.argsort(posts, kind="stable")
+            slot = np.empty_like(posts)
+            slot[order] = np.arange(len(posts)) - np.repeat(np.cumsum(counts) - counts, counts)
+            table = np.full((count, max(int(counts.max(initial=0)), 1), len(self.categories)), np.nan)
+            if len(scored):
+                table[posts, slot] = np.stack([item.common for item in scored])
+            return fuse(self.fusion_rule, table)
+        features = self._slot_scores(count, scored)
+        fused = self.fusion.outputs(features, batch_size=max(batch_size, 256)).scores.astype(np.float64)
+        read = np.zeros(count, dtype=bool)
+        read[[item.post for item in scored]] = True
+        fused[~read] = np.nan  # a post of which nothing could be read has no score, not the head's prior
+        columns = [self.fusion.categories.index(c) for c in self.categories]
+        return fused[:, columns]
+
+    def decide(self, posts: Sequence[Post], batch_size: int = 256, num_workers: int = 0) -> list[Decision]:
+        """One :class:`Decision` per post, in order."""
+        scored, outputs, unread = self._score_parts(posts, batch_size, num_workers)
+        fused = self._fused(len(posts), scored, batch_size)
+        decided = self.policy.decide(fused)
+        unscored = np.isnan(fused).all(axis=1)
+        rounded = [[None if s != s else s for s in row] for row in np.round(fused, 6).tolist()]  # NaN -> None
+        decisions = []
+        for p, (post, (action, categories)) in enumerate(zip(posts, decided)):
+            if unscored[p]:
+                # Nothing could be read: a person looks, never a silent pass.
+                action, categories = "review", []
+            decisions.append(Decision(post.id, action, categories, dict(zip(self.categories, rounded[p])),
+                                      unread=unread[p], account_id=post.account_id))
+        self._add_evidence(decisions, scored, outputs)
+        return decisions
+
+    # -- evidence --------------------------------------------------------------------------
+    def _add_evidence(self, decisions: list[Decision], scored: list[_Scored], outputs: dict[str, Outputs]) -> None:
+        by_post: dict[int, list[_Scored]] = {}
+        for item in scored:
+            by_post.setdefault(item.post, []).append(item)
+        requests: dict[str, list[tuple[dict[str, Any], _Scored, str]]] = {}
+        for p, decision in enumerate(decisions):
+            for category in decision.categories:
+                j = self.categories.index(category)
+                # Ranked on the common scale: a part's score against its own member's threshold.
+                ranked = sorted(by_post.get(p, []), key=lambda item: -np.nan_to_num(item.common[j], nan=-1.0))
+                chosen = [item for item in ranked if item.common[j] >= 0.5 * EVIDENCE_SHARE][:MAX_EVIDENCE] or ranked[:1]
+                for item in chosen:
+                    entry = {"part": item.part.name, "category": category, "score": round(float(item.scores[j]), 6),
+                             "member": item.member}
+                    if item.part.index is not None:
+                        entry["index"] = item.part.index
+                    self._locate(entry, item, outputs[item.member], category)
+                    decision.evidence.append(entry)
+                    if self.evidence and member_kind(item.member) in ("text", "image") and item.member != "ocr_text":
+                        requests.setdefault(item.member, []).append((entry, item, category))
+        for name, wanted in requests.items():
+            found = explain(self.members[name], [item.part.value for _, item, _ in wanted],
+                            [[category] for _, _, category in wanted])
+            for (entry, _, _), items in zip(wanted, found):
+                if items:
+                    located = {k: v for k, v in items[0].items() if k not in ("category",)}
+                    entry.update(located)
+
+    def _locate(self, entry: dict[str, Any], item: _Scored, outputs: Outputs, category: str) -> None:
+        """What a member's own outputs say about where: OCR lines, video segments."""
+        evidence = outputs.evidence[item.row] or {}
+        if evidence.get("ocr_lines") is not None:
+            entry["ocr_lines"] = evidence["ocr_lines"]
+        segments = (outputs.fields.get("segments") or [None] * len(outputs))[item.row]
+        if segments is None:
+            return
+        mine = [s for s in segments if s.get("category") == category]
+        parts = outputs.parts[item.row]
+        if parts is not None and len(parts[0]):
+            times, frame_scores = parts
+            column = self.members[item.member].categories.index(category)
+            peak = int(np.argmax(frame_scores[:, column]))
+            entry["peak_t"] = round(float(times[peak]), 3)
+            entry["duration_s"] = round(float(times[-1]), 3)
+        if mine:
+            best = max(mine, key=lambda s: s.get("peak_score", 0.0))
+            entry.update(t0=best["start_s"], t1=best["end_s"])
+            entry["peak_t"] = best.get("peak_s", entry.get("peak_t"))
+        entry["segments"] = mine
+
+    def fusion_rows(self, posts: Sequence[Post], labels: Sequence[Sequence[str]], batch_size: int = 256,
+                    num_workers: int = 0) -> list[dict[str, Any]]:
+        """Training rows of a learned-fusion head: ``{"id", "part_scores", "labels"}`` per post,
+        ``labels`` its post-level categories (those this moderator decides on)."""
+        unknown = sorted({c for row in labels for c in row} - set(self.categories))
+        if unknown:
+            raise ConfigError(f"labels: {', '.join(unknown)} are not categories of this moderator "
+                              f"({', '.join(self.categories)})")
+        scores = self.part_scores(posts, batch_size, num_workers)
+        return [{"id": post.id, "part_scores": table, "labels": list(row)}
+                for post, table, row in zip(posts, scores, labels)]
+
+    def fusion_recipe(self, train: str | Path, dev: str | Path, output_dir: str | Path, **train_options: Any
+                      ) -> dict[str, Any]:
+        """A recipe that trains a learned-fusion head on this moderator's members from rows
+        ``{"id", "part_scores", "labels"}`` (:func:`write_fusion_data`)."""
+        return {
+            "output_dir": str(output_dir),
+            "data": {"train": str(train), "dev": str(dev), "inputs": {"part_scores": "part_scores"},
+                     "label_field": "labels"},
+            "categories": list(self.categories),
+            "taxonomy": self.taxonomy.to_dict(),
+            "model": {"name": "late_fusion"},
+            "processor": {"slots": list(self.members),
+                          "members": {name: clf.fingerprint() for name, clf in self.members.items()}},
+            "train": {"epochs": 40, "batch_size": 32, "learning_rate": 0.05, "tune_thresholds": True,
+                      "early_stopping_patience": 8, **train_options},
+        }
+
+    def __repr__(self) -> str:
+        members = ", ".join(f"{name}={clf.model.registry_name}" for name, clf in self.members.items())
+        return f"Moderator({members}; fusion={self.fusion_rule}; categories={self.categories})"
+
+
+def _load_member(setting: str, path: str | Path, base: Path | None, load_options: Mapping[str, Any]) -> Classifier:
+    directory = Path(path)
+    if base is not None and not directory.is_absolute() and not directory.exists():
+        directory = base / directory
+    if not (directory / "config.json").is_file():
+        raise ConfigError(f"{setting}: no checkpoint at {path} (a folder with config.json)")
+    return load(directory, **load_options)
+
+
+def load_moderator(config: str | Path | Mapping[str, Any], **load_options: Any) -> Moderator:
+    """A :class:`Moderator` from a YAML file (or its mapping, or the name of one that ships with
+    modelkit: ``post/demo``): checkpoints are loaded and checked (categories, a learned head's
+    members) before anything is scored. Relative paths are looked up from the working directory,
+    then beside the YAML file."""
+    base = None
+    where = "moderator"
+    if not isinstance(config, Mapping):
+        if not Path(config).exists() and find_recipe(str(config)) is not None:
+            config = find_recipe(str(config))  # a shipped moderator: post/demo
+        base = Path(config).resolve().parent
+        where = f"{config}: "
+        config = read_yaml(config)
+    parsed = from_dict(ModeratorConfig, config, where=where)
+    try:
+        members = {name: _load_member(f"members.{name}", path, base, load_options)
+                   for name, path in parsed.members.items()}
+        fusion: FusionRule | Classifier
+        if parsed.fusion in ("max", "noisy_or"):
+            fusion = parsed.fusion  # type: ignore[assignment]
+        else:
+            fusion = _load_member("fusion", parsed.fusion, base, load_options)
+        return Moderator(members, fusion, parsed.categories, parsed.policy.review, parsed.policy.remove,
+                         parsed.evidence)
+    except ConfigError as err:
+        raise ConfigError(f"{where if where.endswith(': ') else ''}{err}") from None

@@ -1,0 +1,138 @@
+"""A post: what a platform acts on, with its text fields, pictures and video.
+
+A manifest row ``{"id", "account_id"?, "text"?, "images"?, "video"?}`` becomes a :class:`Post`
+(paths resolved against the manifest's folder); :meth:`Post.parts` names its parts the way a
+decision's evidence does: ``text.<field>``, ``images[i]``, ``video``. A part that cannot be used
+(a path that leads out of the folder) is kept with its problem, so the decision lists it as
+unread rather than dropping it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from ..data.records import DataError, resolve_path
+
+PartKind = Literal["text", "image", "video"]
+# A plain string is the post's body: the field a title-less post has.
+DEFAULT_TEXT_FIELD = "body"
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One scoreable part of a post: ``name`` as evidence names it, its kind, the text field
+    (for text), the picture index (for pictures), the value, and why it cannot be read."""
+
+    name: str
+    kind: PartKind
+    value: Any
+    field: str | None = None
+    index: int | None = None
+    problem: str | None = None
+
+
+@dataclass
+class Post:
+    """A post to moderate. ``text`` is a string (the body) or named fields
+    (``{"title": ..., "body": ...}``); ``images`` paths of pictures; ``video`` a path.
+
+    >>> Post("p1", text={"title": "周末", "body": "去公园"}, images=["a.jpg"]).part_names
+    ['text.title', 'text.body', 'images[0]']
+    """
+
+    id: str
+    text: str | dict[str, str] | None = None
+    images: list[str] = field(default_factory=list)
+    video: str | None = None
+    account_id: str | None = None
+    # Per part name, why it cannot be read (set when a manifest row is read).
+    problems: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        problem = check_post_fields(self.text, self.images, self.video)
+        if problem is not None:
+            raise DataError(f"post {self.id!r}: {problem}")
+
+    @property
+    def text_fields(self) -> dict[str, str]:
+        if self.text is None:
+            return {}
+        return {DEFAULT_TEXT_FIELD: self.text} if isinstance(self.text, str) else dict(self.text)
+
+    def parts(self) -> list[Part]:
+        parts = [Part(f"text.{name}", "text", value, field=name) for name, value in self.text_fields.items()]
+        parts += [Part(f"images[{i}]", "image", path, index=i) for i, path in enumerate(self.images)]
+        if self.video is not None:
+            parts.append(Part("video", "video", self.video))
+        return [Part(p.name, p.kind, p.value, p.field, p.index, self.problems.get(p.name)) for p in parts]
+
+    @property
+    def part_names(self) -> list[str]:
+        return [part.name for part in self.parts()]
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": self.id}
+        if self.account_id is not None:
+            row["account_id"] = self.account_id
+        if self.text is not None:
+            row["text"] = self.text
+        if self.images:
+            row["images"] = list(self.images)
+        if self.video is not None:
+            row["video"] = self.video
+        return row
+
+
+def check_post_fields(text: Any, images: Any, video: Any) -> str | None:
+    """What is wrong with a post's fields (None: nothing), naming the field."""
+    if text is not None:
+        if isinstance(text, Mapping):
+            for name, value in text.items():
+                if not isinstance(name, str) or not _FIELD_NAME.match(name):
+                    return f"field 'text': field name {name!r} must be letters, digits and _"
+                if not isinstance(value, str):
+                    return f"field 'text.{name}': expected a string, got {type(value).__name__}"
+        elif not isinstance(text, str):
+            return f"field 'text': expected a string or an object of named strings, got {type(text).__name__}"
+    if not isinstance(images, list):
+        return f"field 'images': expected a list of paths, got {type(images).__name__}"
+    for i, path in enumerate(images):
+        if not isinstance(path, str) or not path:
+            return f"field 'images[{i}]': expected a path, got {path!r}"
+    if video is not None and (not isinstance(video, str) or not video):
+        return f"field 'video': expected a path, got {video!r}"
+    if not (text if isinstance(text, str) else any((text or {}).values()) if text is not None else False) \
+            and not images and video is None:
+        return "the post has no parts (no text, images or video)"
+    return None
+
+
+def post_from_row(row: Any, post_id: str, base: Path | None) -> Post:
+    """A manifest row (already known to have the id ``post_id``) as a :class:`Post`, its paths
+    resolved against ``base``; raises :class:`DataError` naming the field that is wrong."""
+    if not isinstance(row, Mapping):
+        raise DataError(f"expected a post object, got {type(row).__name__}")
+    text, images, video = row.get("text"), row.get("images"), row.get("video")
+    images = [] if images is None else images
+    problem = check_post_fields(text, images, video)
+    if problem is not None:
+        raise DataError(problem)
+    account = row.get("account_id")
+    if account is not None and (isinstance(account, bool) or not isinstance(account, (str, int))):
+        raise DataError(f"field 'account_id': expected a string or a number, got {type(account).__name__}")
+    problems: dict[str, str] = {}
+    resolved_images = []
+    for i, path in enumerate(images):
+        resolved, problem = resolve_path(path, base)
+        resolved_images.append(resolved)
+        if problem:
+            problems[f"images[{i}]"] = problem
+    if video is not None:
+        video, problem = resolve_path(video, base)
+        if problem:
+            problems["video"] = problem
+    return Post(post_id, text, resolved_images, video, None if account is None else str(account), problems)
