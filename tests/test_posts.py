@@ -43,10 +43,10 @@ def _posts(rows, directory):
 
 
 def test_fixed_fusion_rules_and_policy():
-    scores = np.array([[[0.2, np.nan], [0.5, np.nan]], [[np.nan, np.nan], [np.nan, np.nan]]])
-    np.testing.assert_allclose(fuse("max", scores)[0], [0.5, np.nan])
-    np.testing.assert_allclose(fuse("noisy_or", scores)[0], [0.6, np.nan])
-    assert np.isnan(fuse("max", scores)[1]).all()  # nothing read: no score, never a zero
+    scores, posts = np.array([[0.2, np.nan], [0.5, np.nan], [np.nan, np.nan]]), np.array([0, 0, 1])
+    np.testing.assert_allclose(fuse("max", scores, posts, 3)[0], [0.5, np.nan])
+    np.testing.assert_allclose(fuse("noisy_or", scores, posts, 3)[0], [0.6, np.nan])
+    assert np.isnan(fuse("max", scores, posts, 3)[1:]).all()  # nothing read: no score, never a zero
     taxonomy = Taxonomy.load().subset(["superstition", "violence", "abuse"])
     policy = PostPolicy.from_config(taxonomy, {"superstition": 0.5, "violence": 0.5, "abuse": 0.5},
                                     review={"violence": 0.3})
@@ -170,6 +170,10 @@ def test_moderate_command_decisions_page_and_bad_posts(post_members, tmp_path, c
     assert list(read_decisions(tmp_path / "parquet")) == list(decisions.values())
     pngs = [e["heatmap_png"] for d in decisions.values() for e in d.get("evidence", []) if "heatmap" in e]
     assert pngs and all((tmp_path / "jsonl" / png).read_bytes().startswith(b"\x89PNG") for png in pngs)
+    # Again over the folder (its page and heat maps included), without heat maps this time.
+    assert main(["moderate", "--input", str(manifest), "--output", str(tmp_path / "jsonl"), "--format", "jsonl",
+                 "--overwrite", *members]) == 0
+    assert not (tmp_path / "jsonl" / "heatmaps").exists() and (tmp_path / "jsonl" / "decisions.html").is_file()
     assert decisions["no-parts"]["error"] == "the post has no parts (no text, images or video)"
     assert decisions["bad-field"]["error"] == "field 'images[0]': expected a path, got 3"
     one = decisions["one-broken"]

@@ -165,3 +165,17 @@ def test_transformer_occlusion_finds_the_planted_cue(bert_checkpoint):
     long_text = "nice weather today. " * 60 + "you stupid idiot. " + "评论区见。" * 20
     (items,) = explain_occlusion(clf, [{"text": long_text}], [["abuse"]], most=64)
     assert_places([long_text], [items], [["abuse"]])
+
+
+def test_spoken_places_read_as_spoken_runs():
+    """The featurizer reads syllables (and where they come from) with its own walk of the text:
+    it must give exactly chinese.spoken_runs' units, or the pinyin features would change."""
+    from modelkit.text.chinese import spoken_runs
+    from modelkit.text.features import _spoken_places
+    from modelkit.text.synthetic import BORDERLINE, CUES, FILLERS
+
+    texts = [phrase for table in (CUES, BORDERLINE, FILLERS) for value in table.values()
+             for phrase in (value if isinstance(value, list) else [p for ps in value.values() for p in ps])]
+    texts += ["哈哈。我也是sha bi,ok!", "傻傻傻逼", "你sbbf男女", "ni zhe ge sha bi", "", "123 !", "煞笔shabi傻逼 SB"]
+    for text in texts:
+        assert [[unit for unit, _, _ in run] for run in _spoken_places(text)] == spoken_runs(text), text

@@ -149,6 +149,8 @@ def _cmd_moderate(args: argparse.Namespace) -> int:
     else:
         raise ConfigError("give a moderator CONFIG (configs/post/*.yaml) or at least one of --text, --image, --video, "
                           "--ocr-text")
+    if args.no_evidence:
+        moderator.evidence = False
     if args.fusion_data is not None:
         return _write_fusion_data(moderator, args)
     if args.output is None:
@@ -362,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="posts per output shard (default 200000 for text-only moderators, 10000 otherwise)")
     p.add_argument("--overwrite", action="store_true", help="replace the decisions of another run in --output")
     p.add_argument("--device", help="auto, cpu, cuda ... (default auto)")
+    p.add_argument("--no-evidence", action="store_true",
+                   help="scores and actions only: no evidence (parts, spans, heat maps, segments), at scoring's cost")
     p.add_argument("--heatmaps", action="store_true",
                    help="also write each flagged picture's heat map as a PNG into OUTPUT/heatmaps/")
     p.add_argument("--page-limit", type=_non_negative_int, default=500, metavar="N",

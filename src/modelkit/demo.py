@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,11 +138,18 @@ def _posts_demo(output_dir: Path, members: dict[str, Path], quick: bool) -> dict
     decisions = output_dir / "decisions"
     print(moderate_files(moderator, manifest, decisions, output_format="jsonl", overwrite=True))
     page = write_decisions_page(decisions, manifest)
-    for row, decision in list(zip(rows, read_decisions(decisions)))[:6]:
+    decided = list(read_decisions(decisions))
+    for row, decision in list(zip(rows, decided))[:6]:
         planted = row.get("planted")
-        truth = f"{planted['category']} in {planted['part']}" if planted else "(clean)"
+        truth = (f"{planted['category']} in {planted['part']}" if planted else
+                 f"{row['labels'][0]} split over parts" if row["labels"] else "(clean)")
         where = ", ".join(f"{e['part']}" for e in decision["evidence"][:2])
         print(f"{row['id']:<8} true {truth:<34} -> {decision['action']:<6} {decision['categories']} {where}")
+    found = [row["planted"]["category"] in d["categories"] for row, d in zip(rows, decided) if "planted" in row]
+    passed = [d["action"] == "pass" for row, d in zip(rows, decided) if not row["labels"]]
+    actions = Counter(d["action"] for d in decided)
+    print(f"{len(decided)} posts: {', '.join(f'{n} {a}' for a, n in sorted(actions.items()))}; the planted category "
+          f"flagged in {sum(found)} of {len(found)} violating posts, {sum(passed)} of {len(passed)} clean posts passed")
     return {"decisions": decisions, "page": page}
 
 

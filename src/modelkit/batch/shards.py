@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,21 +90,24 @@ class RunIdentity:
                 "format": self.output_format, "fields": self.fields}
 
 
-def claim_output(output: Path, identity: RunIdentity, overwrite: bool, notes: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+def claim_output(output: Path, identity: RunIdentity, overwrite: bool, notes: dict[str, Any] | None = None,
+                 extra: Sequence[str] = ()) -> dict[str, Any]:
     """Create ``output``'s manifest (with ``notes`` about the input, such as duplicate ids), or
     check that the one there is this run's; returns it.
 
     Refused: a folder with other files and no manifest, a manifest of another input, checkpoint,
     shard size or format, and continuing the output of an input whose content cannot be known
-    (a Python iterable). ``overwrite`` first removes what an earlier run wrote there.
+    (a Python iterable). ``overwrite`` first removes what an earlier run wrote there, the files
+    and folders named in ``extra`` included (what a job writes beside its shards: a page).
     """
     manifest_path = output / MANIFEST
     if output.exists() and not output.is_dir():
         raise OutputFolderError(f"output {output}: is a file; the output is a folder of shards (give a new folder name)")
     if overwrite and manifest_path.is_file():
         for path in output.iterdir():
-            if _PART.match(path.name) or path.name == MANIFEST or path.name.endswith(".tmp"):
+            if path.name in extra and path.is_dir():
+                shutil.rmtree(path)
+            elif _PART.match(path.name) or path.name in (MANIFEST, *extra) or path.name.endswith(".tmp"):
                 path.unlink()
     wanted = identity.as_dict()
     if manifest_path.is_file():
@@ -121,7 +125,7 @@ def claim_output(output: Path, identity: RunIdentity, overwrite: bool, notes: di
                 f"that run read {stored.get('input')!r}); use another output folder, or overwrite it "
                 "(--overwrite) to start again")
         return stored
-    if output.is_dir() and any(not path.name.startswith(".") for path in output.iterdir()):
+    if output.is_dir() and any(not path.name.startswith(".") and path.name not in extra for path in output.iterdir()):
         raise OutputFolderError(f"output {output}: the folder has other files and no {MANIFEST}; give a new or "
                                 "empty folder")
     output.mkdir(parents=True, exist_ok=True)
@@ -131,7 +135,7 @@ def claim_output(output: Path, identity: RunIdentity, overwrite: bool, notes: di
         temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.link(temporary, manifest_path)
     except FileExistsError:
-        return claim_output(output, identity, overwrite=False, notes=notes)
+        return claim_output(output, identity, overwrite=False, notes=notes, extra=extra)
     finally:
         temporary.unlink(missing_ok=True)
     return manifest

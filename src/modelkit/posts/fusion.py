@@ -37,18 +37,23 @@ FusionRule = Literal["max", "noisy_or", "learned"]
 MODALITY = "part_scores"
 
 
-def fuse(rule: FusionRule, part_scores: np.ndarray) -> np.ndarray:
-    """``[posts, parts, categories]`` scores (NaN: absent) -> ``[posts, categories]`` by ``max``
-    or ``noisy_or``; a category no part scored stays NaN."""
-    scores = np.asarray(part_scores, dtype=np.float64)
-    absent = np.isnan(scores).all(axis=1)
+def fuse(rule: FusionRule, scores: np.ndarray, posts: np.ndarray, count: int) -> np.ndarray:
+    """Part scores ``[parts, categories]`` (NaN: absent) of the posts ``posts[i]`` ->
+    ``[count, categories]`` by ``max`` or ``noisy_or``; a category no part of a post scored
+    stays NaN (nothing read is no score, never a zero)."""
+    scores, posts = np.asarray(scores, dtype=np.float64), np.asarray(posts, dtype=np.int64)
+    seen = np.zeros((count, scores.shape[1]))
+    np.add.at(seen, posts, ~np.isnan(scores))
     if rule == "max":
-        fused = np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=1)
+        fused = np.full(seen.shape, -np.inf)
+        np.fmax.at(fused, posts, scores)
     elif rule == "noisy_or":
-        fused = 1.0 - np.prod(1.0 - np.nan_to_num(scores, nan=0.0), axis=1)
+        kept = np.ones(seen.shape)
+        np.multiply.at(kept, posts, 1.0 - np.nan_to_num(scores, nan=0.0))
+        fused = 1.0 - kept
     else:
         raise ValueError(f"fusion rule {rule!r} is not a fixed rule; use max or noisy_or")
-    fused[absent] = np.nan
+    fused[seen == 0] = np.nan
     return fused
 
 

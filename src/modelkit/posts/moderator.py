@@ -66,7 +66,8 @@ class ModeratorConfig:
     fusion: str = "max"
     categories: list[str] | None = None
     policy: PolicyBlock = field(default_factory=PolicyBlock)
-    # Spans, heat maps and segments for every flagged category (off: scores and actions only).
+    # Evidence for every flagged category: the parts, spans, heat maps, OCR lines, segments (off:
+    # scores and actions only, at the cost of scoring).
     evidence: bool = True
 
     def __post_init__(self) -> None:
@@ -77,7 +78,7 @@ class ModeratorConfig:
                 raise ValueError(f"members.{name}: not a member name; use text, text.<field>, image, ocr_text or video")
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """What happens to a post: ``action`` (pass | review | remove), the ``categories`` that call
     for it (most severe first), the fused ``scores``, the ``evidence`` a reviewer checks (one item
@@ -132,16 +133,18 @@ class DecisionBatch:
 
 
 @dataclass
-class _Scored:
-    """One part as a member scored it: its scores over the post's categories (NaN: not scored),
-    and the same on the common scale of fixed fusion rules (see :func:`common_scale`)."""
+class _MemberRun:
+    """One member's scores of the parts it read in a chunk of posts: row ``r`` is part
+    ``parts[r]`` of post ``posts[r]``; ``scores`` over the post's categories (NaN: not scored, or
+    the part could not be read), ``common`` the same on the common scale (:func:`common_scale`)."""
 
-    post: int
-    part: Part
-    member: str
+    name: str
+    posts: np.ndarray
+    parts: list[Part]
+    outputs: Outputs
     scores: np.ndarray
-    row: int  # its row in the member's outputs
     common: np.ndarray
+    read: np.ndarray
 
 
 def common_scale(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -175,6 +178,8 @@ class Moderator:
         # Per member, the column of each post category in its scores (-1: it does not score it).
         self._columns = {name: np.array([clf.categories.index(c) if c in clf.categories else -1
                                          for c in self.categories]) for name, clf in self.members.items()}
+        self._member_column = {name: {c: i for i, c in enumerate(clf.categories)} for name, clf in self.members.items()}
+        self._serving: dict[tuple[str, str | None], list[str]] = {}
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -246,14 +251,23 @@ class Moderator:
     # -- scoring ----------------------------------------------------------------------------
     def member_for(self, part: Part) -> list[str]:
         """The members that score ``part`` (a picture may have an image and an OCR member)."""
+        key = (part.kind, part.field)
+        found = self._serving.get(key)
+        if found is None:
+            found = self._serving[key] = self._members_of(part)
+        return found
+
+    def _members_of(self, part: Part) -> list[str]:
         if part.kind == "text":
             own = f"text.{part.field}"
             return [own] if own in self.members else (["text"] if "text" in self.members else [])
         return [name for name in self.members if member_kind(name) == part.kind and not name.startswith("text")]
 
     def _score_parts(self, posts: Sequence[Post], batch_size: int, num_workers: int
-                     ) -> tuple[list[_Scored], dict[str, Outputs], list[list[dict[str, str]]]]:
-        wanted: dict[str, list[tuple[int, Part]]] = {name: [] for name in self.members}
+                     ) -> tuple[list[_MemberRun], list[list[dict[str, str]]]]:
+        """Every member scores all the parts it reads at once; parts that cannot be read are
+        listed per post (a part two members read is listed once)."""
+        wanted: dict[str, tuple[list[int], list[Part]]] = {name: ([], []) for name in self.members}
         unread: list[list[dict[str, str]]] = [[] for _ in posts]
         for p, post in enumerate(posts):
             for part in post.parts():
@@ -261,122 +275,120 @@ class Moderator:
                     unread[p].append({"part": part.name, "error": f"{part.name}: {part.problem}"})
                     continue
                 for name in self.member_for(part):
-                    wanted[name].append((p, part))
-        scored: list[_Scored] = []
-        outputs: dict[str, Outputs] = {}
-        for name, items in wanted.items():
-            if not items:
+                    wanted[name][0].append(p)
+                    wanted[name][1].append(part)
+        runs = []
+        for name, (owners, parts) in wanted.items():
+            if not parts:
                 continue
-            result = self.members[name].outputs([part.value for _, part in items], batch_size=batch_size,
+            result = self.members[name].outputs([part.value for part in parts], batch_size=batch_size,
                                                 num_workers=num_workers, on_error="record")
-            outputs[name] = result
             columns = self._columns[name]
             picked = np.maximum(columns, 0)
-            # Whole matrices at once: a chunk holds thousands of parts.
-            scores = np.where(columns >= 0, result.scores[:, picked], np.nan).astype(np.float64)
+            read = np.array([error is None for error in result.errors], dtype=bool)
+            scores = np.where((columns >= 0) & read[:, None], result.scores[:, picked], np.nan).astype(np.float64)
             common = common_scale(scores, self.members[name].threshold_vector.astype(np.float64)[picked])
-            for row, ((p, part), error) in enumerate(zip(items, result.errors)):
-                if error is not None:
-                    if not any(u["part"] == part.name for u in unread[p]):
-                        unread[p].append({"part": part.name, "error": f"{part.name}: {error}"})
-                    continue
-                scored.append(_Scored(p, part, name, scores[row], row, common[row]))
-        return scored, outputs, unread
+            for row in np.flatnonzero(~read).tolist():
+                p, part = owners[row], parts[row]
+                if not any(u["part"] == part.name for u in unread[p]):
+                    unread[p].append({"part": part.name, "error": f"{part.name}: {result.errors[row]}"})
+            runs.append(_MemberRun(name, np.array(owners, dtype=np.int64), parts, result, scores, common, read))
+        return runs, unread
 
     def part_scores(self, posts: Sequence[Post], batch_size: int = 256, num_workers: int = 0
                     ) -> list[list[list[float | None]]]:
         """Each post's ``part_scores`` (rows: slots, columns: categories; see
         :mod:`modelkit.posts.fusion`): what a learned head reads and is trained on."""
-        scored, _, _ = self._score_parts(posts, batch_size, num_workers)
-        return self._slot_scores(len(posts), scored)
+        runs, _ = self._score_parts(posts, batch_size, num_workers)
+        table = self._slot_scores(len(posts), runs)
+        return [[[None if math.isnan(s) else float(s) for s in row] for row in post] for post in table.tolist()]
 
-    def _slot_scores(self, count: int, scored: list[_Scored]) -> list[list[list[float | None]]]:
+    def _slot_scores(self, count: int, runs: list[_MemberRun]) -> np.ndarray:
+        """``[posts, slots, categories]``: each slot's highest score over the post's parts, NaN
+        where the post has none it could read."""
         table = np.full((count, len(self.slots), len(self.categories)), np.nan)
-        for item in scored:
-            slot = self.slots.index(item.member)
-            table[item.post, slot] = np.fmax(table[item.post, slot], item.scores)
-        return [[[None if math.isnan(s) else float(s) for s in row] for row in post] for post in table]
+        for run in runs:
+            np.fmax.at(table[:, self.slots.index(run.name)], run.posts, run.scores)  # a view: in place
+        return table
 
-    def _fused(self, count: int, scored: list[_Scored], batch_size: int) -> np.ndarray:
+    def _fused(self, count: int, runs: list[_MemberRun], batch_size: int) -> np.ndarray:
         if self.fusion is None:
-            posts = np.array([item.post for item in scored], dtype=np.int64)
-            # Each part's place among its post's parts: a [posts, parts, categories] table.
-            counts = np.bincount(posts, minlength=count)
-            order = np.argsort(posts, kind="stable")
-            slot = np.empty_like(posts)
-            slot[order] = np.arange(len(posts)) - np.repeat(np.cumsum(counts) - counts, counts)
-            table = np.full((count, max(int(counts.max(initial=0)), 1), len(self.categories)), np.nan)
-            if len(scored):
-                table[posts, slot] = np.stack([item.common for item in scored])
-            return fuse(self.fusion_rule, table)
-        features = self._slot_scores(count, scored)
+            owners = np.concatenate([run.posts for run in runs]) if runs else np.zeros(0, dtype=np.int64)
+            common = np.concatenate([run.common for run in runs]) if runs else np.zeros((0, len(self.categories)))
+            return fuse(self.fusion_rule, common, owners, count)
+        table = self._slot_scores(count, runs)
+        features = [[[None if s != s else s for s in row] for row in post] for post in table.tolist()]
         fused = self.fusion.outputs(features, batch_size=max(batch_size, 256)).scores.astype(np.float64)
-        read = np.zeros(count, dtype=bool)
-        read[[item.post for item in scored]] = True
-        fused[~read] = np.nan  # a post of which nothing could be read has no score, not the head's prior
+        fused[np.isnan(table).all(axis=(1, 2))] = np.nan  # nothing read: no score, not the head's prior
         columns = [self.fusion.categories.index(c) for c in self.categories]
         return fused[:, columns]
 
     def decide(self, posts: Sequence[Post], batch_size: int = 256, num_workers: int = 0) -> list[Decision]:
         """One :class:`Decision` per post, in order."""
-        scored, outputs, unread = self._score_parts(posts, batch_size, num_workers)
-        fused = self._fused(len(posts), scored, batch_size)
+        runs, unread = self._score_parts(posts, batch_size, num_workers)
+        fused = self._fused(len(posts), runs, batch_size)
         decided = self.policy.decide(fused)
-        unscored = np.isnan(fused).all(axis=1)
-        rounded = [[None if s != s else s for s in row] for row in np.round(fused, 6).tolist()]  # NaN -> None
+        unscored = np.isnan(fused).all(axis=1).tolist()
+        rounded = np.where(np.isnan(fused), None, np.round(fused, 6)).tolist()  # NaN: None in JSON
+        categories_of = self.categories
         decisions = []
-        for p, (post, (action, categories)) in enumerate(zip(posts, decided)):
-            if unscored[p]:
-                # Nothing could be read: a person looks, never a silent pass.
+        for post, (action, categories), scores, nothing_read, missed in zip(posts, decided, rounded, unscored, unread):
+            if nothing_read:  # a person looks, never a silent pass
                 action, categories = "review", []
-            decisions.append(Decision(post.id, action, categories, dict(zip(self.categories, rounded[p])),
-                                      unread=unread[p], account_id=post.account_id))
-        self._add_evidence(decisions, scored, outputs)
+            decisions.append(Decision(post.id, action, categories, dict(zip(categories_of, scores)), [], missed,
+                                      post.account_id))
+        if self.evidence:
+            self._add_evidence(decisions, runs)
         return decisions
 
     # -- evidence --------------------------------------------------------------------------
-    def _add_evidence(self, decisions: list[Decision], scored: list[_Scored], outputs: dict[str, Outputs]) -> None:
-        by_post: dict[int, list[_Scored]] = {}
-        for item in scored:
-            by_post.setdefault(item.post, []).append(item)
-        requests: dict[str, list[tuple[dict[str, Any], _Scored, str]]] = {}
-        for p, decision in enumerate(decisions):
+    def _add_evidence(self, decisions: list[Decision], runs: list[_MemberRun]) -> None:
+        flagged = np.array([p for p, decision in enumerate(decisions) if decision.categories], dtype=np.int64)
+        by_post: dict[int, list[tuple[_MemberRun, int]]] = {}
+        for run in runs:  # only the parts of flagged posts: most posts pass
+            for row in np.flatnonzero(np.isin(run.posts, flagged) & run.read).tolist():
+                by_post.setdefault(int(run.posts[row]), []).append((run, row))
+        requests: dict[str, list[tuple[dict[str, Any], Part, str]]] = {}
+        for p in flagged.tolist():
+            decision = decisions[p]
             for category in decision.categories:
                 j = self.categories.index(category)
                 # Ranked on the common scale: a part's score against its own member's threshold.
-                ranked = sorted(by_post.get(p, []), key=lambda item: -np.nan_to_num(item.common[j], nan=-1.0))
-                chosen = [item for item in ranked if item.common[j] >= 0.5 * EVIDENCE_SHARE][:MAX_EVIDENCE] or ranked[:1]
-                for item in chosen:
-                    entry = {"part": item.part.name, "category": category, "score": round(float(item.scores[j]), 6),
-                             "member": item.member}
-                    if item.part.index is not None:
-                        entry["index"] = item.part.index
-                    self._locate(entry, item, outputs[item.member], category)
+                # NaN (a member that does not score the category) ranks last.
+                ranked = sorted(by_post.get(p, []), key=lambda item: -item[0].common[item[1], j]
+                                if item[0].common[item[1], j] == item[0].common[item[1], j] else 2.0)
+                chosen = [item for item in ranked if item[0].common[item[1], j] >= 0.5 * EVIDENCE_SHARE][:MAX_EVIDENCE]
+                for run, row in chosen or ranked[:1]:
+                    part = run.parts[row]
+                    entry = {"part": part.name, "category": category, "score": round(float(run.scores[row, j]), 6),
+                             "member": run.name}
+                    if part.index is not None:
+                        entry["index"] = part.index
+                    self._locate(entry, run, row, category)
                     decision.evidence.append(entry)
-                    if self.evidence and member_kind(item.member) in ("text", "image") and item.member != "ocr_text":
-                        requests.setdefault(item.member, []).append((entry, item, category))
+                    if member_kind(run.name) in ("text", "image") and run.name != "ocr_text":
+                        requests.setdefault(run.name, []).append((entry, part, category))
         for name, wanted in requests.items():
-            found = explain(self.members[name], [item.part.value for _, item, _ in wanted],
+            found = explain(self.members[name], [part.value for _, part, _ in wanted],
                             [[category] for _, _, category in wanted])
             for (entry, _, _), items in zip(wanted, found):
                 if items:
-                    located = {k: v for k, v in items[0].items() if k not in ("category",)}
-                    entry.update(located)
+                    entry.update((k, v) for k, v in items[0].items() if k != "category")
 
-    def _locate(self, entry: dict[str, Any], item: _Scored, outputs: Outputs, category: str) -> None:
+    def _locate(self, entry: dict[str, Any], run: _MemberRun, row: int, category: str) -> None:
         """What a member's own outputs say about where: OCR lines, video segments."""
-        evidence = outputs.evidence[item.row] or {}
+        outputs = run.outputs
+        evidence = outputs.evidence[row] or {}
         if evidence.get("ocr_lines") is not None:
             entry["ocr_lines"] = evidence["ocr_lines"]
-        segments = (outputs.fields.get("segments") or [None] * len(outputs))[item.row]
+        segments = outputs.fields["segments"][row] if "segments" in outputs.fields else None
         if segments is None:
             return
         mine = [s for s in segments if s.get("category") == category]
-        parts = outputs.parts[item.row]
+        parts = outputs.parts[row]
         if parts is not None and len(parts[0]):
             times, frame_scores = parts
-            column = self.members[item.member].categories.index(category)
-            peak = int(np.argmax(frame_scores[:, column]))
+            peak = int(np.argmax(frame_scores[:, self._member_column[run.name][category]]))
             entry["peak_t"] = round(float(times[peak]), 3)
             entry["duration_s"] = round(float(times[-1]), 3)
         if mine:

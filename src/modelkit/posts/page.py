@@ -347,6 +347,9 @@ def _thumbnail(picture: Image.Image, size: tuple[int, int], heatmap: Any, boxes:
     width, height = size
     thumb = picture.copy()
     thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    if max(thumb.size) < THUMBNAIL_SIDE // 2:  # a tiny picture is enlarged in whole steps, to be seen
+        step = THUMBNAIL_SIDE // 2 // max(thumb.size) + 1
+        thumb = thumb.resize((thumb.width * step, thumb.height * step), Image.Resampling.NEAREST)
     sx, sy = thumb.width / width, thumb.height / height
     if heatmap is not None:
         thumb = blend_heatmap(thumb, heatmap)

@@ -83,10 +83,17 @@ class PostPolicy:
         scores = np.asarray(scores, dtype=np.float64)
         actions = self.category_actions(scores)
         decided: list[tuple[PostAction, list[str]]] = [("pass", [])] * len(scores)
-        for row in np.flatnonzero(actions.any(axis=1)):  # most posts pass: only flagged rows are sorted
-            flagged = np.flatnonzero(actions[row])
-            order = sorted(flagged, key=lambda j: (-actions[row, j], -severity[j], -np.nan_to_num(scores[row, j], nan=-1.0)))
-            decided[row] = (ACTIONS[int(actions[row].max())], [self.taxonomy.ids[j] for j in order])
+        rows = np.flatnonzero(actions.any(axis=1))  # most posts pass: only flagged rows are ranked
+        if rows.size:
+            flagged = actions[rows]
+            # Per row, categories by action, then severity, then score (lexsort: last key first).
+            order = np.lexsort((-np.nan_to_num(scores[rows], nan=-1.0), -np.broadcast_to(severity, flagged.shape),
+                                -flagged), axis=-1)
+            ranked_actions = np.take_along_axis(flagged, order, axis=-1)
+            ids = self.taxonomy.ids
+            # Plain lists from here: per-row numpy indexing would cost more than the ranking.
+            for row, ranked, acts in zip(rows.tolist(), order.tolist(), ranked_actions.tolist()):
+                decided[row] = (ACTIONS[acts[0]], [ids[j] for j, act in zip(ranked, acts) if act])
         return decided
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ DEFAULT_TEXT_FIELD = "body"
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Part:
     """One scoreable part of a post: ``name`` as evidence names it, its kind, the text field
     (for text), the picture index (for pictures), the value, and why it cannot be read."""
@@ -55,7 +55,7 @@ class Post:
     def __post_init__(self) -> None:
         problem = check_post_fields(self.text, self.images, self.video)
         if problem is not None:
-            raise DataError(f"post {self.id!r}: {problem}")
+            raise DataError(problem)
 
     @property
     def text_fields(self) -> dict[str, str]:
@@ -64,11 +64,13 @@ class Post:
         return {DEFAULT_TEXT_FIELD: self.text} if isinstance(self.text, str) else dict(self.text)
 
     def parts(self) -> list[Part]:
+        problems = self.problems
         parts = [Part(f"text.{name}", "text", value, field=name) for name, value in self.text_fields.items()]
-        parts += [Part(f"images[{i}]", "image", path, index=i) for i, path in enumerate(self.images)]
+        parts += [Part(name, "image", path, index=i, problem=problems.get(name))
+                  for i, path in enumerate(self.images) for name in (f"images[{i}]",)]
         if self.video is not None:
-            parts.append(Part("video", "video", self.video))
-        return [Part(p.name, p.kind, p.value, p.field, p.index, self.problems.get(p.name)) for p in parts]
+            parts.append(Part("video", "video", self.video, problem=problems.get("video")))
+        return parts
 
     @property
     def part_names(self) -> list[str]:
@@ -118,21 +120,21 @@ def post_from_row(row: Any, post_id: str, base: Path | None) -> Post:
         raise DataError(f"expected a post object, got {type(row).__name__}")
     text, images, video = row.get("text"), row.get("images"), row.get("video")
     images = [] if images is None else images
-    problem = check_post_fields(text, images, video)
-    if problem is not None:
-        raise DataError(problem)
     account = row.get("account_id")
     if account is not None and (isinstance(account, bool) or not isinstance(account, (str, int))):
         raise DataError(f"field 'account_id': expected a string or a number, got {type(account).__name__}")
     problems: dict[str, str] = {}
-    resolved_images = []
-    for i, path in enumerate(images):
-        resolved, problem = resolve_path(path, base)
-        resolved_images.append(resolved)
-        if problem:
-            problems[f"images[{i}]"] = problem
-    if video is not None:
+    if isinstance(images, list):  # anything else is Post's to refuse, naming the field
+        resolved = []
+        for i, path in enumerate(images):
+            if isinstance(path, str) and path:
+                path, problem = resolve_path(path, base)
+                if problem:
+                    problems[f"images[{i}]"] = problem
+            resolved.append(path)
+        images = resolved
+    if isinstance(video, str) and video:
         video, problem = resolve_path(video, base)
         if problem:
             problems["video"] = problem
-    return Post(post_id, text, resolved_images, video, None if account is None else str(account), problems)
+    return Post(post_id, text, images, video, None if account is None else str(account), problems)

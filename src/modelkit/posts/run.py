@@ -26,26 +26,40 @@ POST_COLUMNS = ["id", "account_id", "text", "images", "video"]
 
 
 class DecisionSchema(ShardSchema):
+    """Parquet columns of decisions: a score column per category, as predictions have; evidence
+    and unread parts as JSON text (null when there are none)."""
+
+    def __init__(self, categories: list[str]) -> None:
+        self.categories = categories
+
     def arrow_fields(self) -> list[Any]:
         import pyarrow as pa
 
-        text = [pa.field(name, pa.string()) for name in ("id", "account_id", "action")]
-        return text + [pa.field("categories", pa.list_(pa.string()))] + [
-            pa.field(name, pa.string()) for name in ("scores", "evidence", "unread", "error")]
+        fields = [pa.field(name, pa.string()) for name in ("id", "account_id", "action")]
+        fields.append(pa.field("categories", pa.list_(pa.string())))
+        fields += [pa.field(f"score_{category}", pa.float32()) for category in self.categories]
+        return fields + [pa.field(name, pa.string()) for name in ("evidence", "unread", "error")]
 
     def columns(self, ids: list[str | None], chunk: DecisionBatch) -> dict[str, Any]:
+        import numpy as np
+        import pyarrow as pa
+
         decisions = chunk.decisions
-        ok = [decision.error is None for decision in decisions]
-        return {
-            "id": ids,
-            "account_id": [d.account_id for d in decisions],
-            "action": [d.action for d in decisions],
-            "categories": [d.categories if good else None for d, good in zip(decisions, ok)],
-            "scores": json_column([d.scores if good else None for d, good in zip(decisions, ok)]),
-            "evidence": json_column([d.evidence if good else None for d, good in zip(decisions, ok)]),
-            "unread": json_column([d.unread if good else None for d, good in zip(decisions, ok)]),
-            "error": [d.error for d in decisions],
-        }
+        columns: dict[str, Any] = {"id": ids, "account_id": [d.account_id for d in decisions],
+                                   "action": [d.action for d in decisions],
+                                   "categories": [None if d.error is not None else d.categories for d in decisions]}
+        missing = [None] * len(self.categories)
+        # One matrix for all score columns (None, unscored, becomes NaN, written as null).
+        # A decision's scores are in the moderator's category order, the columns' order.
+        table = np.array([missing if d.error is not None else list(d.scores.values()) for d in decisions],
+                         dtype=np.float32).reshape(len(decisions), len(self.categories))
+        for column, category in enumerate(self.categories):
+            scores = table[:, column]
+            columns[f"score_{category}"] = pa.array(scores, mask=np.isnan(scores), type=pa.float32())
+        columns["evidence"] = json_column([d.evidence or None for d in decisions])
+        columns["unread"] = json_column([d.unread or None for d in decisions])
+        columns["error"] = [d.error for d in decisions]
+        return columns
 
 
 class ModerateJob(Job):
@@ -53,6 +67,7 @@ class ModerateJob(Job):
     a PNG there, named in its evidence item (``heatmap_png``, relative to the folder's parent)."""
 
     description = "moderate"
+    extra_outputs = ("decisions.html", "heatmaps")
 
     def __init__(self, moderator: Moderator, heatmaps: Path | None = None) -> None:
         self.moderator = moderator
@@ -74,7 +89,7 @@ class ModerateJob(Job):
         return [clf.source_dir for clf in members if clf.source_dir is not None]
 
     def schema(self) -> ShardSchema:
-        return DecisionSchema()
+        return DecisionSchema(self.moderator.categories)
 
     def stream(self, chunks: Iterable[list[Any]], batch_size: int, num_workers: int, max_batch_tokens: int | None,
                progress: Callable[[int], None]) -> Iterator[DecisionBatch]:
@@ -121,6 +136,7 @@ def read_decisions(output: str | Path) -> Iterator[dict[str, Any]]:
         if kind == "jsonl":
             yield from table
             continue
+        categories = [name[len("score_"):] for name in table.column_names if name.startswith("score_")]
         for row in table.to_pylist():
             if row["error"] is not None:
                 yield {"id": row["id"], "error": row["error"]}
@@ -128,8 +144,11 @@ def read_decisions(output: str | Path) -> Iterator[dict[str, Any]]:
             decision: dict[str, Any] = {"id": row["id"]}
             if row["account_id"] is not None:
                 decision["account_id"] = row["account_id"]
-            decision.update(action=row["action"], categories=row["categories"])
-            decision.update((name, json.loads(row[name])) for name in ("scores", "evidence", "unread"))
+            decision.update(action=row["action"], categories=row["categories"],
+                            scores={c: None if row[f"score_{c}"] is None else round(row[f"score_{c}"], 6)
+                                    for c in categories})  # float32 back to the 6 decimals decisions carry
+            decision.update((name, json.loads(row[name]) if row[name] is not None else [])
+                            for name in ("evidence", "unread"))
             yield decision
 
 

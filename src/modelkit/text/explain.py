@@ -236,9 +236,39 @@ def _top_spans(weights: np.ndarray, starts: np.ndarray, level: float = 1e-6,
     return found
 
 
+def _word(char: str) -> bool:
+    return char.isascii() and char.isalnum()
+
+
+def _tidy(text: str, start: int, end: int) -> tuple[int, int]:
+    """A span a reader takes in: no spaces or punctuation at its ends, and in spaced scripts no
+    fragment of a word at either end (character n-grams reach across word edges) unless the span
+    is inside one word."""
+    while start < end and not text[start].isalnum():
+        start += 1
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    if start > 0 and start < end and _word(text[start - 1]) and _word(text[start]):
+        space = text.find(" ", start, end)
+        if space != -1:
+            start = space + 1
+    if end < len(text) and start < end and _word(text[end - 1]) and _word(text[end]):
+        space = text.rfind(" ", start, end)
+        if space != -1:
+            end = space
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return start, end
+
+
 def _item(category: str, text: str, spans: list[tuple[int, int, float]], method: str) -> dict[str, Any]:
     """An evidence item: the best span, and up to :data:`TOP_SPANS` spans best first. With no span
     of positive weight the item says so: an empty place of weight 0."""
+    tidied = []
+    for a, b, weight in spans:
+        start, end = _tidy(text, a, b)
+        tidied.append((start, end, weight) if start < end else (a, b, weight))
+    spans = tidied
     start, end, weight = spans[0] if spans else (0, 0, 0.0)
     return {"category": category, "weight": round(weight, 4), "start": start, "end": end, "text": text[start:end],
             "spans": [{"start": a, "end": b, "weight": round(w, 4)} for a, b, w in spans], "method": method}
@@ -356,15 +386,14 @@ def _ngram_attributions(classifier: Classifier, inputs: Sequence[Any],
             # n-grams, projecting the whole table first is cheaper than gathering their rows
             # (about 10x per row: 2,000 short texts on a table of 2^20 x 64 take 27 ms, not 95).
             table = model.embedding.weight
-            feature_column = column[pair]
-            for c in np.unique(column):
-                mine = np.flatnonzero(feature_column == c)
-                rows = torch.from_numpy(ids[features[mine]]).to(device)
-                if table.shape[0] <= 8 * mine.size:
-                    values = (table @ linear.weight[c])[rows]
-                else:
-                    values = table[rows] @ linear.weight[c]
-                contributions[mine] = values.double().cpu().numpy() * scale[mine]
+            rows = torch.from_numpy(ids[features]).to(device)
+            wanted = torch.from_numpy(column[pair]).to(device)
+            if table.shape[0] <= 8 * rows.numel():
+                # Project the whole table on every category at once (one matrix product), then pick.
+                values = (table @ linear.weight.T)[rows, wanted]
+            else:
+                values = (table[rows] * linear.weight[wanted]).sum(1)
+            contributions[:] = values.double().cpu().numpy() * scale
         else:
             vectors = model.embedding.weight[torch.from_numpy(ids[features]).to(device)]
             vectors = vectors * torch.from_numpy(scale).to(device=device, dtype=vectors.dtype)[:, None]

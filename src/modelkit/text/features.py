@@ -94,6 +94,21 @@ def _jieba_cut():
     return jieba.lcut
 
 
+# Texts up to this long keep their segmentation and their spoken runs in bounded caches: a post's
+# text is read when it is scored and again when its score is explained (the ngram explainer,
+# which needs where each syllable comes from), and popular texts repeat.
+_CACHED_CHARS = 512
+
+
+@lru_cache(maxsize=1 << 15)
+def _cached_cut(text: str) -> tuple[str, ...]:
+    return tuple(_jieba_cut()(text))
+
+
+def _segment(text: str) -> Sequence[str]:
+    return _cached_cut(text) if len(text) <= _CACHED_CHARS else _jieba_cut()(text)
+
+
 def _mix(hashes: np.ndarray, salt: int) -> np.ndarray:
     """Finalise raw polynomial hashes so that nearby values spread over all buckets."""
     h = hashes ^ _U64(salt * 0x100000001B3 & 0xFFFFFFFFFFFFFFFF)
@@ -167,6 +182,15 @@ def _spoken_places(text: str) -> list[list[_Unit]]:
     if run:
         found.append(run)
     return found
+
+
+@lru_cache(maxsize=1 << 15)
+def _cached_places(text: str) -> tuple[tuple[_Unit, ...], ...]:
+    return tuple(tuple(run) for run in _spoken_places(text))
+
+
+def _places(text: str) -> Sequence[Sequence[_Unit]]:
+    return _cached_places(text) if len(text) <= _CACHED_CHARS else _spoken_places(text)
 
 
 def _word_reads(texts: Sequence[str], cuts: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -337,11 +361,8 @@ class HashingNgramFeaturizer:
         if cfg.pinyin:
             # The text as spoken, spelled in pinyin: 你这个傻逼, 你zhege傻逼, 你这个煞笔 and
             # "ni zhe ge sha bi" all read ni zhe ge sha bi, so their pinyin n-grams coincide.
-            if spans:
-                places = [_spoken_places(t) for t in texts]
-                spoken = [[[unit for unit, _, _ in run] for run in runs] for runs in places]
-            else:
-                spoken, places = [chinese.spoken_runs(t) for t in texts], []
+            places = [_places(t) for t in texts]
+            spoken = [[[unit for unit, _, _ in run] for run in runs] for runs in places]
             if cfg.pinyin_units == "letters":
                 letters = [" ".join("".join(run) for run in runs) for runs in spoken]
                 reads = _letter_reads(places, lengths) if spans else None
@@ -360,8 +381,7 @@ class HashingNgramFeaturizer:
             docs, hashes, read = self._word_ngrams(codes, doc_of, is_word, cfg.word_ngram_max, reads=text_reads)
         elif cfg.word_ngram_max:
             # Segmented tokens joined by a separator that normalised text never contains.
-            cut = _jieba_cut()
-            cuts = [cut(t) for t in texts]
+            cuts = [_segment(t) for t in texts]
             words = [[w for w in ws if not w.isspace()] for ws in cuts]
             reads = _word_reads(texts, cuts) if spans else None
             docs, hashes, read = self._segmented_ngrams([_SEPARATOR.join(ws) for ws in words], cfg.word_ngram_max,
