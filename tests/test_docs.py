@@ -27,7 +27,7 @@ def test_site_builds_strict(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     site = tmp_path / "site"
     assert "modelkit predict" in (site / "cli" / "index.html").read_text()  # generated from the parser
-    for notebook in ("quickstart", "evaluation", "images_and_video"):
+    for notebook in ("quickstart", "evaluation", "images_and_video", "moderation"):
         page = (site / "notebooks" / notebook / "index.html").read_text()
         assert "jp-OutputArea" in page or "output_area" in page, notebook  # rendered with its outputs
     assert "Trainable multi-label" in (site / "index.html").read_text()  # the README is the front page
