@@ -228,3 +228,23 @@ def test_decision_json_shape(moderator, tmp_path):
                 assert item["index"] >= 0 and "box" in item and "heatmap" in item
             else:
                 assert item["part"] == "video" and "peak_t" in item
+
+
+def test_fusion_data_command_and_shipped_moderator(post_members, tmp_path, capsys, monkeypatch):
+    rows = make_synthetic_posts(tmp_path, 6, kinds={"single": 0.5, "split": 0.5}, video_fraction=0.0, seed=51)
+    members = [f"--{name}={path}" for name, path in post_members.items()]
+    manifest = write_jsonl(tmp_path / "posts.jsonl", rows)
+    assert main(["moderate", "--input", str(manifest), "--fusion-data", str(tmp_path / "fusion.jsonl"), *members]) == 0
+    written = [json.loads(line) for line in (tmp_path / "fusion.jsonl").read_text().splitlines()]
+    assert [row["labels"] for row in written] == [row["labels"] for row in rows]
+    assert all(len(row["part_scores"]) == 3 for row in written)  # text, image, video: the video absent (null)
+    assert all(value is None for row in written for value in row["part_scores"][2])
+    write_jsonl(tmp_path / "unlabelled.jsonl", [{"id": "a", "text": "hi", "labels": []}, {"id": "b", "text": "x"}])
+    capsys.readouterr()
+    assert main(["moderate", "--input", str(tmp_path / "unlabelled.jsonl"), "--fusion-data",
+                 str(tmp_path / "f2.jsonl"), *members]) == 2
+    assert "unlabelled.jsonl: row 1: field 'labels': expected a list of categories, got None" in capsys.readouterr().err
+
+    monkeypatch.chdir(tmp_path)  # the shipped moderator names make demo's checkpoints, absent here
+    with pytest.raises(ConfigError, match="members.text: no checkpoint at runs/demo/text/model"):
+        load_moderator("post/demo")

@@ -152,30 +152,37 @@ def read_decisions(output: str | Path) -> Iterator[dict[str, Any]]:
             yield decision
 
 
-def read_posts(source: str | Path, ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Post rows of a jsonl manifest by id, paths made absolute (what the decisions page shows)."""
-    source = Path(source)
-    wanted = None if ids is None else set(ids)
-    posts: dict[str, dict[str, Any]] = {}
+def _manifest_rows(source: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """Each non-empty line of a jsonl manifest: its row number, its row, and why it is not a post
+    object (None when it is one)."""
     with open(source, encoding="utf-8") as handle:
         for index, line in enumerate(handle):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except json.JSONDecodeError as err:
+                yield index, None, f"not JSON ({err.msg})"
                 continue
-            if not isinstance(row, Mapping):
-                continue
-            post_id = str(row.get("id", index))
-            if wanted is not None and post_id not in wanted:
-                continue
-            base = source.resolve().parent
-            resolved = dict(row)
-            resolved["images"] = [str(base / p) for p in row.get("images") or [] if isinstance(p, str)]
-            if isinstance(row.get("video"), str):
-                resolved["video"] = str(base / row["video"])
-            posts[post_id] = resolved
+            yield index, row, None if isinstance(row, Mapping) else f"expected a post object, got {type(row).__name__}"
+
+
+def read_posts(source: str | Path, ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Post rows of a jsonl manifest by id, paths made absolute (what the decisions page shows;
+    rows that are no post are left out: their decisions say why)."""
+    source = Path(source)
+    base = source.resolve().parent
+    wanted = None if ids is None else set(ids)
+    posts: dict[str, dict[str, Any]] = {}
+    for index, row, problem in _manifest_rows(source):
+        post_id = None if problem is not None else str(row.get("id", index))
+        if post_id is None or (wanted is not None and post_id not in wanted):
+            continue
+        resolved = dict(row)
+        resolved["images"] = [str(base / p) for p in row.get("images") or [] if isinstance(p, str)]
+        if isinstance(row.get("video"), str):
+            resolved["video"] = str(base / row["video"])
+        posts[post_id] = resolved
     return posts
 
 
@@ -187,31 +194,23 @@ def read_post_rows(source: str | Path, label_field: str = "labels") -> tuple[lis
         raise DataError(f"{source}: file not found")
     base = source.resolve().parent
     posts, labels, seen = [], [], {}
-    with open(source, encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{source}: row {index}: not JSON ({err.msg})") from None
-            if not isinstance(row, Mapping):
-                raise DataError(f"{source}: row {index}: expected a post object, got {type(row).__name__}")
-            post_id, problem = id_text(row.get("id", str(index)))
-            if problem is not None:
-                raise DataError(f"{source}: row {index}: field 'id': {problem}")
-            if post_id in seen:
-                raise DataError(f"{source}: id {post_id!r} is on rows {seen[post_id]} and {index}")
-            seen[post_id] = index
-            value = row.get(label_field)
-            if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-                raise DataError(f"{source}: row {index}: field {label_field!r}: expected a list of categories, "
-                                f"got {value!r}")
-            try:
-                posts.append(post_from_row(row, post_id, base))
-            except DataError as err:
-                raise DataError(f"{source}: row {index}: {err}") from None
-            labels.append(value)
+    for index, row, problem in _manifest_rows(source):
+        if problem is not None:
+            raise DataError(f"{source}: row {index}: {problem}")
+        post_id, problem = id_text(row.get("id", str(index)))
+        if problem is not None:
+            raise DataError(f"{source}: row {index}: field 'id': {problem}")
+        if post_id in seen:
+            raise DataError(f"{source}: id {post_id!r} is on rows {seen[post_id]} and {index}")
+        seen[post_id] = index
+        value = row.get(label_field)
+        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+            raise DataError(f"{source}: row {index}: field {label_field!r}: expected a list of categories, got {value!r}")
+        try:
+            posts.append(post_from_row(row, post_id, base))
+        except DataError as err:
+            raise DataError(f"{source}: row {index}: {err}") from None
+        labels.append(value)
     return posts, labels
 
 
