@@ -20,7 +20,7 @@ import pytest
 import modelkit
 from modelkit.cli import main
 
-from conftest import ngram_recipe, one_line_error, tiny_text_classifier
+from conftest import ngram_recipe, one_line_error, tiny_text_classifier, train_tiny_image_model
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -260,3 +260,23 @@ def test_read_only_checkpoint_folder_for_calibrate(tmp_path, synthetic_splits, c
     line = one_line_error(capsys.readouterr().err, "calibrate")
     assert str(checkpoint) in line
     assert _tree_digest(checkpoint) == before
+
+
+def test_moderate_past_the_file_size_limit_names_the_file_and_resumes(tmp_path):
+    from modelkit.data.synthetic import write_jsonl
+    from modelkit.posts.synthetic import make_synthetic_posts
+
+    checkpoint = train_tiny_image_model(tmp_path / "train", categories=("gore",), size=16)
+    rows = make_synthetic_posts(tmp_path / "posts", 120, categories=["gore"], images=(1, 1), video_fraction=0.0,
+                                seed=3)
+    source = write_jsonl(tmp_path / "posts" / "posts.jsonl", rows)
+    args = ["moderate", "--image", str(checkpoint), "--input", str(source), "--output", str(tmp_path / "out"),
+            "--format", "jsonl", "--shard-size", "30", "--heatmaps"]
+    failed = _cli(args, limit_mb=0.02)
+    assert failed.returncode == 1
+    message = failed.stderr.strip().splitlines()[-1]
+    assert message.startswith("modelkit moderate: error: ") and "File too large" in message
+    assert str(tmp_path / "out") in message  # names the file that could not be written
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith((".tmp", ".partial"))]
+    assert _cli(args).returncode == 0
+    assert (tmp_path / "out" / "decisions.html").is_file()

@@ -23,7 +23,7 @@ import re
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from PIL import Image, ImageDraw, ImageOps
 
@@ -79,11 +79,21 @@ def render_decisions_page(decisions: Iterable[dict], posts: Mapping[str, dict], 
         f"<script>{_SCRIPT}</script>",
         "</body></html>",
     ])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, output)
-    return output
+    return _write_atomically(output, lambda path: path.write_text(page, encoding="utf-8"))
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
+    """``write`` into a hidden temporary file beside ``path``, renamed when whole: a full disk
+    leaves no partial file, and the error names ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,8 +561,4 @@ def write_heatmap_png(picture_path: Any, item: Mapping[str, Any], path: Path, ma
         x0, y0, x1, y1 = box
         ImageDraw.Draw(image).rectangle((x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)),
                                         outline=(255, 0, 0), width=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    image.save(temporary, format="PNG")
-    os.replace(temporary, path)
-    return path
+    return _write_atomically(path, lambda temporary: image.save(temporary, format="PNG"))
