@@ -34,7 +34,7 @@ def test_inputs_are_checked_by_modality():
     assert check_input("text", "ok") is None and check_input("text", 3) == "expected str, got int"
     with pytest.raises(ConfigError, match="data.inputs: unknown modality 'audio'; available: "):
         check_input("audio", b"...")
-    with pytest.raises(ConfigError, match="processor.name: unknown processor 'bpe'; available: ensemble, image, image_ocr, text_ngram"):
+    with pytest.raises(ConfigError, match="processor.name: unknown processor 'bpe'; available: ensemble, image, image_ocr, part_scores, text_ngram"):
         create_processor("bpe")
     processor = create_processor("text_ngram")
     with pytest.raises(TypeError, match="record has no 'text' input"):
