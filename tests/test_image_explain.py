@@ -5,7 +5,6 @@ EXIF orientation in between), and the heat map blends over the picture."""
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from PIL import Image
 import modelkit
 from modelkit.data.synthetic import write_synthetic
 from modelkit.explain import explain, explainer_for
-from modelkit.image.explain import explain_image, feature_layer, heatmap_png
+from modelkit.image.explain import explain_image, feature_layer
 from modelkit.image.synthetic import motif_colour, noisy_gradient, paint_motif
 
 CATEGORIES = ["pornography", "violence", "superstition"]  # circle, square, triangle
@@ -142,12 +141,13 @@ def test_feature_layer_of_a_torchvision_resnet():
     assert feature_layer(model.eval(), {"pixel_values": torch.zeros(1, 3, 64, 64)}) == "backbone.layer4"
 
 
-def test_heatmap_png_blends_the_map_over_the_picture(probes):
+def test_heatmap_image_blends_the_map_over_the_picture(probes):
+    from modelkit.posts.page import heatmap_image
+
     probe = probes[0]
     heat = np.zeros((7, 7))
     heat[1, 5] = 1.0  # hot near the top right corner only
-    png = heatmap_png(probe["path"], heat.tolist(), box=[0, 0, 10, 10])
-    blended = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+    blended = np.asarray(heatmap_image(probe["path"], {"heatmap": heat.tolist(), "box": [0, 0, 10, 10]}), dtype=int)
     original = np.asarray(Image.open(probe["path"]).convert("RGB"), dtype=int)
     assert blended.shape == original.shape
     height, width = original.shape[:2]
@@ -155,5 +155,4 @@ def test_heatmap_png_blends_the_map_over_the_picture(probes):
     assert np.abs(blended[hot] - original[hot]).sum() > 60  # coloured where hot
     np.testing.assert_array_equal(blended[-3:, :3], original[-3:, :3])  # untouched where cold
     assert tuple(blended[0, 5]) == (255, 0, 0)  # the box's outline
-    small = Image.open(io.BytesIO(heatmap_png(Path(probe["path"]), heat.tolist(), max_side=20)))
-    assert max(small.size) == 20
+    assert max(heatmap_image(Path(probe["path"]), {"heatmap": heat.tolist()}, max_side=20).size) == 20

@@ -176,8 +176,8 @@ def test_moderate_command_decisions_page_and_bad_posts(post_members, tmp_path, c
     assert not (tmp_path / "jsonl" / "heatmaps").exists() and (tmp_path / "jsonl" / "decisions.html").is_file()
     assert decisions["no-parts"]["error"] == "the post has no parts (no text, images or video)"
     assert decisions["bad-field"]["error"] == "field 'images[0]': expected a path, got 3"
-    one = decisions["one-broken"]
-    assert one["action"] == "pass" and [u["part"] for u in one["unread"]] == ["images[0]"]
+    one = decisions["one-broken"]  # the text is clean, the picture unread: a person looks (policy.unread)
+    assert one["action"] == "review" and one["categories"] == [] and [u["part"] for u in one["unread"]] == ["images[0]"]
     assert one["unread"][0]["error"].endswith("broken.png: not an image file Pillow can read")
     assert decisions["all-broken"]["action"] == "review"  # nothing could be read: never a silent pass
     assert [u["part"] for u in decisions["all-broken"]["unread"]] == ["images[0]", "images[1]"]
@@ -209,6 +209,10 @@ def test_moderator_config_errors_before_anything_runs(post_members, tmp_path):
         ({"categories": ["gore"]}, "categories: gore scored by no member"),
         ({"policy": {"remove": {"gore": 0.5}}}, "policy.remove.gore: no member scores this category"),
         ({"fusion": "mean"}, "fusion: no checkpoint at mean"),
+        ({"members": {"text": str(post_members["image"])}}, "members.text: .* reads image inputs; this member "
+                                                            "scores text parts"),
+        ({"members": {"text.Tïtle": str(post_members["text"])}}, "members.text.Tïtle: not a member name"),
+        ({"policy": {"unread": "ignore"}}, "policy.unread"),
         ({"policy": {"review": {"violence": 2}}}, r"policy.review.violence: must be a number in \[0, 1\]"),
     ]:
         with pytest.raises(ConfigError, match=message):
@@ -248,3 +252,33 @@ def test_fusion_data_command_and_shipped_moderator(post_members, tmp_path, capsy
     monkeypatch.chdir(tmp_path)  # the shipped moderator names make demo's checkpoints, absent here
     with pytest.raises(ConfigError, match="members.text: no checkpoint at runs/demo/text/model"):
         load_moderator("post/demo")
+
+
+def test_parts_no_member_reads_are_unread_and_policy_unread_list(post_members, tmp_path):
+    titles = Moderator({"text.title": modelkit.load(post_members["text"])})
+    decision = titles.decide([Post("p", text={"title": "周末去公园", "body": "大师开光转运符，算命改运消灾"})])[0]
+    assert decision.unread == [{"part": "text.body", "error": "no member of this moderator reads text parts of field "
+                                                             "body"}]
+    assert decision.action == "review"  # what was not read is not passed
+    lenient = Moderator({"text.title": modelkit.load(post_members["text"])}, unread="list")
+    assert lenient.decide([Post("p", text={"title": "周末去公园", "body": "x"})])[0].action == "pass"
+    with pytest.raises(ConfigError, match="fusion: 'learned' is not max, noisy_or or a learned-fusion checkpoint"):
+        Moderator({"text": modelkit.load(post_members["text"])}, "learned")
+    with pytest.raises(DataError, match="a folder; moderate reads a manifest of posts"):
+        modelkit.moderate_files(titles, tmp_path, tmp_path / "out")
+
+
+def test_decisions_page_reads_posts_as_the_run_did(post_members, tmp_path):
+    rows = [{"pid": "a", "text": "大师开光转运符", "images": ["../secret.png"]}, {"pid": "b", "text": 5},
+            {"pid": "c", "text": "看了一部电影"}]
+    (tmp_path / "secret.png").write_bytes(b"not shown")
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    manifest = folder / "posts.jsonl"
+    manifest.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+    assert main(["moderate", "--text", str(post_members["text"]), "--input", str(manifest), "--output",
+                 str(tmp_path / "out"), "--id-field", "pid", "--format", "jsonl"]) == 0
+    page = (tmp_path / "out" / "decisions.html").read_text(encoding="utf-8")
+    assert "大师开光转运符" in page and "看了一部电影" in page  # the first row too (after the byte-order mark)
+    assert "data:image" not in page  # the path that leads out of the folder is not opened for the page
+    assert "field &#x27;text&#x27;: expected a string" in page

@@ -162,7 +162,7 @@ def _cmd_moderate(args: argparse.Namespace) -> int:
                              overwrite=args.overwrite, heatmaps=args.heatmaps)
     print(f"decisions: {summary}" + ("" if summary.complete else " (other processes still have shards to do)"))
     if summary.complete and args.page_limit:
-        page = write_decisions_page(args.output, args.input, limit=args.page_limit)
+        page = write_decisions_page(args.output, args.input, limit=args.page_limit, id_field=args.id_field)
         print(f"page: {page}")
     return 0
 
@@ -171,7 +171,7 @@ def _write_fusion_data(moderator, args: argparse.Namespace) -> int:
     from .data.synthetic import write_jsonl
     from .posts.run import read_post_rows
 
-    posts, labels = read_post_rows(args.input, args.label_field)
+    posts, labels = read_post_rows(args.input, args.label_field, args.id_field)
     rows = moderator.fusion_rows(posts, labels, batch_size=args.batch_size, num_workers=args.num_workers)
     write_jsonl(Path(args.fusion_data), rows)
     print(f"fusion data: {args.fusion_data} ({len(rows)} posts; train a head on it with the recipe of "

@@ -35,13 +35,12 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from ..explain import blend_heatmap
 from ..processing import InputError
-from .decode import decode_image, read_bytes
+from .decode import read_bytes
 from .models import OnnxImageClassifier
 from .processors import ImageProcessor, _pair
 
@@ -356,30 +355,3 @@ def explain_image(classifier: Classifier, inputs: Sequence[Any], categories: Seq
                     evidence[i].append({"category": name, "weight": round(weight, 4), "box": view.to_original(box),
                                         "heatmap": view.on_picture(heat, grid), "method": used})
     return evidence
-
-
-# --------------------------------------------------------------------------------------------
-# Pictures of the evidence
-# --------------------------------------------------------------------------------------------
-def heatmap_png(picture_path: Any, heatmap: Sequence[Sequence[float]], box: Sequence[float] | None = None,
-                max_side: int | None = None, opacity: float = 0.6) -> bytes:
-    """PNG bytes of the picture with ``heatmap`` (a grid over the whole picture) blended over
-    it, hot places most opaque, and ``box`` (original pixels) outlined when given; shrunk to
-    ``max_side`` pixels when given."""
-    image = decode_image(picture_path)
-    scale = 1.0
-    if max_side is not None and max(image.size) > max_side:
-        scale = max_side / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BILINEAR)
-    heat = np.asarray(heatmap, dtype=np.float32)
-    if heat.ndim != 2 or heat.size == 0:
-        raise ValueError(f"heatmap must be a non-empty grid of rows, got shape {heat.shape}")
-    out = blend_heatmap(image, heat, opacity)
-    if box is not None:
-        x0, y0, x1, y1 = (v * scale for v in box)
-        ImageDraw.Draw(out).rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=(255, 0, 0),
-                                      width=max(1, round(max(out.size) / 100)))
-    buffer = io.BytesIO()
-    out.save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -26,7 +26,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from ..outputs import Outputs
 from ..taxonomy import Category, Taxonomy
 from .fusion import FusionRule, PartScoresProcessor, fuse
 from .policy import PostAction, PostPolicy
-from .post import Part, Post
+from .post import Part, Post, is_field_name
 
 # Which parts a member reads: text members read text fields, the others one kind of part each.
 MEMBER_KINDS = {"text": "text", "image": "image", "ocr_text": "image", "video": "video"}
@@ -49,8 +49,9 @@ MAX_EVIDENCE = 3
 
 
 def member_kind(name: str) -> str | None:
+    """The kind of part (and the modality of the checkpoint) a member name stands for."""
     if name.startswith("text."):
-        return "text" if name[len("text."):].isidentifier() else None
+        return "text" if is_field_name(name[len("text."):]) else None
     return MEMBER_KINDS.get(name)
 
 
@@ -58,6 +59,9 @@ def member_kind(name: str) -> str | None:
 class PolicyBlock:
     review: dict[str, Any] | None = None
     remove: dict[str, Any] | None = None
+    # A post with a part that could not be read (or that no member reads): "review" sends it to a
+    # person even when what was read passes; "list" only lists the part in the decision's unread.
+    unread: Literal["review", "list"] = "review"
 
 
 @dataclass
@@ -161,14 +165,25 @@ class Moderator:
 
     def __init__(self, members: Mapping[str, Classifier], fusion: FusionRule | Classifier = "max",
                  categories: Sequence[str] | None = None, review: Mapping[str, Any] | None = None,
-                 remove: Mapping[str, Any] | None = None, evidence: bool = True) -> None:
+                 remove: Mapping[str, Any] | None = None, evidence: bool = True,
+                 unread: Literal["review", "list"] = "review") -> None:
         self.members = dict(members)
-        for name in self.members:
-            if member_kind(name) is None:
-                raise ConfigError(f"members.{name}: not a member name; use text, text.<field>, image, ocr_text or video")
+        for name, clf in self.members.items():
+            kind = member_kind(name)
+            if kind is None:
+                raise ConfigError(f"members.{name}: not a member name; use text, text.<field> (letters, digits, _), "
+                                  "image, ocr_text or video")
+            if clf.processor.modality != kind:
+                raise ConfigError(f"members.{name}: {clf.source_dir or 'the checkpoint'} reads {clf.processor.modality} "
+                                  f"inputs; this member scores {kind} parts")
         self.fusion_rule: FusionRule = "learned" if isinstance(fusion, Classifier) else fusion
-        if self.fusion_rule not in ("max", "noisy_or", "learned"):
-            raise ConfigError(f"fusion: {fusion!r} is not max, noisy_or or a learned-fusion checkpoint")
+        if self.fusion_rule not in ("max", "noisy_or"):
+            if self.fusion_rule != "learned" or not isinstance(fusion, Classifier):
+                raise ConfigError(f"fusion: {fusion!r} is not max, noisy_or or a learned-fusion checkpoint (give the "
+                                  "head itself: its folder in YAML, a loaded Classifier in Python)")
+        if unread not in ("review", "list"):
+            raise ConfigError(f"policy.unread: must be review or list, got {unread!r}")
+        self.unread_action = unread
         self.fusion = fusion if isinstance(fusion, Classifier) else None
         self.taxonomy = self._post_taxonomy(categories)
         self.categories = self.taxonomy.ids
@@ -185,7 +200,7 @@ class Moderator:
     @classmethod
     def from_checkpoints(cls, text: str | Path | None = None, image: str | Path | None = None,
                          video: str | Path | None = None, ocr_text: str | Path | None = None,
-                         fusion: FusionRule = "max", **load_options: Any) -> Moderator:
+                         fusion: Literal["max", "noisy_or"] = "max", **load_options: Any) -> Moderator:
         """The quick start: one checkpoint per modality, ``max`` fusion, the default policy."""
         given = {"text": text, "image": image, "video": video, "ocr_text": ocr_text}
         members = {name: _load_member(f"--{name.replace('_', '-')}", path, None, load_options)
@@ -272,9 +287,13 @@ class Moderator:
         for p, post in enumerate(posts):
             for part in post.parts():
                 if part.problem is not None:
-                    unread[p].append({"part": part.name, "error": f"{part.name}: {part.problem}"})
+                    unread[p].append({"part": part.name, "error": part.problem})
                     continue
-                for name in self.member_for(part):
+                serving = self.member_for(part)
+                if not serving:  # never dropped silently: a part nothing reads is a part not read
+                    unread[p].append({"part": part.name, "error": f"no member of this moderator reads {part.kind} "
+                                                                  f"parts{' of field ' + part.field if part.field else ''}"})
+                for name in serving:
                     wanted[name][0].append(p)
                     wanted[name][1].append(part)
         runs = []
@@ -291,7 +310,7 @@ class Moderator:
             for row in np.flatnonzero(~read).tolist():
                 p, part = owners[row], parts[row]
                 if not any(u["part"] == part.name for u in unread[p]):
-                    unread[p].append({"part": part.name, "error": f"{part.name}: {result.errors[row]}"})
+                    unread[p].append({"part": part.name, "error": result.errors[row]})
             runs.append(_MemberRun(name, np.array(owners, dtype=np.int64), parts, result, scores, common, read))
         return runs, unread
 
@@ -319,9 +338,10 @@ class Moderator:
         table = self._slot_scores(count, runs)
         features = [[[None if s != s else s for s in row] for row in post] for post in table.tolist()]
         fused = self.fusion.outputs(features, batch_size=max(batch_size, 256)).scores.astype(np.float64)
-        fused[np.isnan(table).all(axis=(1, 2))] = np.nan  # nothing read: no score, not the head's prior
-        columns = [self.fusion.categories.index(c) for c in self.categories]
-        return fused[:, columns]
+        fused = fused[:, [self.fusion.categories.index(c) for c in self.categories]]
+        # A category no part was read for has no score (not the head's prior for it).
+        fused[np.isnan(table).all(axis=1)] = np.nan
+        return fused
 
     def decide(self, posts: Sequence[Post], batch_size: int = 256, num_workers: int = 0) -> list[Decision]:
         """One :class:`Decision` per post, in order."""
@@ -332,9 +352,12 @@ class Moderator:
         rounded = np.where(np.isnan(fused), None, np.round(fused, 6)).tolist()  # NaN: None in JSON
         categories_of = self.categories
         decisions = []
+        escalate = self.unread_action == "review"
         for post, (action, categories), scores, nothing_read, missed in zip(posts, decided, rounded, unscored, unread):
             if nothing_read:  # a person looks, never a silent pass
                 action, categories = "review", []
+            elif missed and escalate and action == "pass":
+                action = "review"
             decisions.append(Decision(post.id, action, categories, dict(zip(categories_of, scores)), [], missed,
                                       post.account_id))
         if self.evidence:
@@ -353,10 +376,10 @@ class Moderator:
             decision = decisions[p]
             for category in decision.categories:
                 j = self.categories.index(category)
-                # Ranked on the common scale: a part's score against its own member's threshold.
-                # NaN (a member that does not score the category) ranks last.
-                ranked = sorted(by_post.get(p, []), key=lambda item: -item[0].common[item[1], j]
-                                if item[0].common[item[1], j] == item[0].common[item[1], j] else 2.0)
+                # Ranked on the common scale: a part's score against its own member's threshold;
+                # parts whose member does not score the category are no evidence for it.
+                ranked = sorted((item for item in by_post.get(p, []) if not np.isnan(item[0].common[item[1], j])),
+                                key=lambda item: -item[0].common[item[1], j])
                 chosen = [item for item in ranked if item[0].common[item[1], j] >= 0.5 * EVIDENCE_SHARE][:MAX_EVIDENCE]
                 for run, row in chosen or ranked[:1]:
                     part = run.parts[row]
@@ -386,11 +409,13 @@ class Moderator:
             return
         mine = [s for s in segments if s.get("category") == category]
         parts = outputs.parts[row]
-        if parts is not None and len(parts[0]):
+        column = self._member_column[run.name].get(category)
+        if parts is not None and len(parts[0]) and column is not None:
             times, frame_scores = parts
-            peak = int(np.argmax(frame_scores[:, self._member_column[run.name][category]]))
+            peak = int(np.argmax(frame_scores[:, column]))
             entry["peak_t"] = round(float(times[peak]), 3)
-            entry["duration_s"] = round(float(times[-1]), 3)
+            # As far as frames were read: the last frame's time, or a segment's end past it.
+            entry["duration_s"] = round(max([float(times[-1]), *(s["end_s"] for s in segments)]), 3)
         if mine:
             best = max(mine, key=lambda s: s.get("peak_score", 0.0))
             entry.update(t0=best["start_s"], t1=best["end_s"])
@@ -463,6 +488,6 @@ def load_moderator(config: str | Path | Mapping[str, Any], **load_options: Any) 
         else:
             fusion = _load_member("fusion", parsed.fusion, base, load_options)
         return Moderator(members, fusion, parsed.categories, parsed.policy.review, parsed.policy.remove,
-                         parsed.evidence)
+                         parsed.evidence, parsed.policy.unread)
     except ConfigError as err:
         raise ConfigError(f"{where if where.endswith(': ') else ''}{err}") from None

@@ -276,7 +276,7 @@ def _pictures(post: Mapping[str, Any], evidence: list[Mapping[str, Any]], unread
         mine = [(n, item) for n, item in enumerate(evidence) if _picture_index(item) == index]
         used.update(n for n, _ in mine)
         items = [item for _, item in mine]
-        name = Path(str(path)).name
+        name = "" if path is None else Path(str(path)).name
         if part in broken:
             figures.append(_placeholder(part, name, broken[part]))
             continue
@@ -349,6 +349,13 @@ def _open_picture(path: Any) -> tuple[Image.Image, tuple[int, int]]:
     return image.convert("RGB"), (width, height)
 
 
+def _draw_box(draw: ImageDraw.ImageDraw, box: Sequence[float], sx: float, sy: float) -> None:
+    """An evidence box (original pixels) in red on a picture scaled by ``sx``, ``sy``."""
+    x0, y0, x1, y1 = box
+    draw.rectangle((x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)), outline=(255, 0, 0),
+                   width=2)
+
+
 def _thumbnail(picture: Image.Image, size: tuple[int, int], heatmap: Any, boxes: Sequence[Sequence[float]],
                ocr: Sequence[Mapping[str, Any]]) -> str:
     """A JPEG data URI of ``picture`` at most :data:`THUMBNAIL_SIDE` a side, the heat map blended
@@ -373,9 +380,7 @@ def _thumbnail(picture: Image.Image, size: tuple[int, int], heatmap: Any, boxes:
         if len(points) >= 3:
             draw.polygon(points, outline=(26, 115, 232))
     for box in boxes:
-        x0, y0, x1, y1 = box
-        draw.rectangle((x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)),
-                       outline=(255, 0, 0), width=2)
+        _draw_box(draw, box, sx, sy)
     buffer = io.BytesIO()
     thumb.save(buffer, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -549,16 +554,17 @@ _SCRIPT = """
 """
 
 
-def write_heatmap_png(picture_path: Any, item: Mapping[str, Any], path: Path, max_side: int = 512) -> Path:
-    """An evidence item's heat map blended over its picture (its box outlined), as a PNG of at
-    most ``max_side`` pixels a side (``modelkit moderate --heatmaps``)."""
+def heatmap_image(picture_path: Any, item: Mapping[str, Any], max_side: int = 512) -> Image.Image:
+    """An evidence item's heat map blended over its picture (its box outlined), at most
+    ``max_side`` pixels a side (``modelkit moderate --heatmaps``)."""
     picture, (width, height) = _open_picture(picture_path)
     picture.thumbnail((max_side, max_side))
     image = blend_heatmap(picture, item.get("heatmap"), opacity=0.6)
     box = item.get("box")
     if _is_box(box):
-        sx, sy = image.width / width, image.height / height
-        x0, y0, x1, y1 = box
-        ImageDraw.Draw(image).rectangle((x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)),
-                                        outline=(255, 0, 0), width=2)
+        _draw_box(ImageDraw.Draw(image), box, image.width / width, image.height / height)
+    return image
+
+
+def write_png(image: Image.Image, path: Path) -> Path:
     return _write_atomically(path, lambda temporary: image.save(temporary, format="PNG"))

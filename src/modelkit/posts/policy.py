@@ -61,8 +61,10 @@ class PostPolicy:
             full_review[category.id] = review.get(category.id, default if category.action == "review" else None)
             low, high = full_review[category.id], full_remove[category.id]
             if low is not None and high is not None and low > high:
-                raise ConfigError(f"policy.review.{category.id}: {low} is above policy.remove.{category.id} {high}; "
-                                  "a post would be removed before it is reviewed")
+                low_note = "" if category.id in review else " (the default)"
+                high_note = "" if category.id in remove else " (the default)"
+                raise ConfigError(f"policy.review.{category.id}: {low}{low_note} is above policy.remove.{category.id} "
+                                  f"{high}{high_note}; a post would be removed before it is reviewed")
         return cls(taxonomy, full_review, full_remove)
 
     def _vector(self, values: Mapping[str, float | None]) -> np.ndarray:

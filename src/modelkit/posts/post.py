@@ -22,6 +22,11 @@ DEFAULT_TEXT_FIELD = "body"
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def is_field_name(name: Any) -> bool:
+    """A text field's name: ASCII letters, digits and _, not starting with a digit."""
+    return isinstance(name, str) and bool(_FIELD_NAME.match(name))
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
     """One scoreable part of a post: ``name`` as evidence names it, its kind, the text field
@@ -94,7 +99,7 @@ def check_post_fields(text: Any, images: Any, video: Any) -> str | None:
     if text is not None:
         if isinstance(text, Mapping):
             for name, value in text.items():
-                if not isinstance(name, str) or not _FIELD_NAME.match(name):
+                if not is_field_name(name):
                     return f"field 'text': field name {name!r} must be letters, digits and _"
                 if not isinstance(value, str):
                     return f"field 'text.{name}': expected a string, got {type(value).__name__}"

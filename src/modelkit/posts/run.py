@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..batch.engine import Job, RunSummary, open_run
 from ..batch.shards import OutputFormat, ShardSchema, json_column, read_shards
-from ..batch.sources import id_text
+from ..batch.sources import RowReader, open_source
 from ..data.records import DataConfig, DataError
 from .moderator import DecisionBatch, Moderator
 from .post import Post, post_from_row
@@ -73,7 +74,7 @@ class ModerateJob(Job):
         self.moderator = moderator
         self.heatmaps = heatmaps
         self.kind = "files" if moderator.reads_files else "inline"
-        self.parse = lambda row, post_id, base: post_from_row(row, post_id, base)
+        self.parse = _parse_post
 
     def data_config(self, input_field: str | None, id_field: str | None) -> DataConfig:
         return DataConfig(inputs={"text": "text"}, id_field=id_field or "id")
@@ -101,16 +102,21 @@ class ModerateJob(Job):
             yield batch
 
     def _write_heatmaps(self, posts: list[Post], batch: DecisionBatch) -> None:
-        from .page import write_heatmap_png
+        from .page import heatmap_image, write_png
 
         assert self.heatmaps is not None
         for post, decision in zip(posts, batch.decisions):
             for item in decision.evidence:
                 if "heatmap" not in item or item.get("index") is None:
                     continue
+                try:
+                    image = heatmap_image(post.images[item["index"]], item)
+                except Exception as err:  # noqa: BLE001 - a picture the page cannot draw: said in the item
+                    item["heatmap_error"] = str(err)
+                    continue
                 # Ids are any text: the file is named by a digest of the id, part and category.
                 key = hashlib.sha256(f"{post.id}\0{item['part']}\0{item['category']}".encode()).hexdigest()[:24]
-                path = write_heatmap_png(post.images[item["index"]], item, self.heatmaps / f"{key}.png")
+                path = write_png(image, self.heatmaps / f"{key}.png")  # a full disk stops the run, named
                 item["heatmap_png"] = path.relative_to(self.heatmaps.parent).as_posix()
 
 
@@ -121,8 +127,10 @@ def moderate_files(moderator: Moderator, source: Any, output: str | Path, *, out
     """Decide every post of ``source`` (a jsonl/parquet manifest, or an iterable of post rows)
     into the folder ``output``, resumably: a rerun after a crash decides only the posts of the
     shards that were not finished. A row that is not a post (no parts, a field of the wrong type)
-    becomes a decision row with ``error``; an id on two rows is refused before anything runs.
+    becomes a decision row with ``error``; an id on two rows of a file is refused before anything
+    runs (a Python iterable is read once and cannot be checked first).
     ``heatmaps``: pictures' heat maps also as PNGs in ``output/heatmaps/``."""
+    _refuse_folder(source)
     job = ModerateJob(moderator, Path(output) / "heatmaps" if heatmaps else None)
     run = open_run(job, source, output, output_format=output_format, id_field=id_field,
                    shard_size=shard_size, chunk_size=chunk_size, overwrite=overwrite, refuse_duplicates=True)
@@ -152,83 +160,82 @@ def read_decisions(output: str | Path) -> Iterator[dict[str, Any]]:
             yield decision
 
 
-def _manifest_rows(source: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """Each non-empty line of a jsonl manifest: its row number, its row, and why it is not a post
-    object (None when it is one)."""
-    with open(source, encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                yield index, None, f"not JSON ({err.msg})"
-                continue
-            yield index, row, None if isinstance(row, Mapping) else f"expected a post object, got {type(row).__name__}"
+def _refuse_folder(source: Any) -> None:
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        raise DataError(f"{source}: a folder; moderate reads a manifest of posts (jsonl or parquet), whose rows "
+                        "name their pictures and video")
 
 
-def read_posts(source: str | Path, ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Post rows of a jsonl manifest by id, paths made absolute (what the decisions page shows;
-    rows that are no post are left out: their decisions say why)."""
-    source = Path(source)
-    base = source.resolve().parent
+def _parse_post(row: Mapping[str, Any], post_id: str, base: Path | None) -> Post:
+    return post_from_row(row, post_id, base)
+
+
+def _post_reader(source: Any, id_field: str | None) -> tuple[Any, RowReader]:
+    """The engine's reading of a manifest of posts (formats, byte-order marks, ids, resolved
+    paths): what the page and the fusion data read, so that they agree with the decisions."""
+    _refuse_folder(source)
+    data = DataConfig(inputs={"text": "text"}, id_field=id_field or "id")
+    opened = open_source(source, data, True, [data.id_field or "id", *POST_COLUMNS[1:]])
+    return opened, RowReader(opened, data, _parse_post)
+
+
+def read_posts(source: Any, ids: Iterable[str] | None = None, id_field: str | None = None
+               ) -> dict[str, dict[str, Any]]:
+    """The posts of a manifest by id, as the engine reads them (paths resolved; a path that cannot
+    be used is left out, its decision lists it as unread): what the decisions page shows. Rows
+    that are no post are left out (their decisions say why)."""
+    opened, reader = _post_reader(source, id_field)
     wanted = None if ids is None else set(ids)
     posts: dict[str, dict[str, Any]] = {}
-    for index, row, problem in _manifest_rows(source):
-        post_id = None if problem is not None else str(row.get("id", index))
-        if post_id is None or (wanted is not None and post_id not in wanted):
+    for index, raw in enumerate(opened.raw_rows()):
+        row = reader(index, raw)
+        if row.problem is not None or (wanted is not None and row.id not in wanted):
             continue
-        resolved = dict(row)
-        resolved["images"] = [str(base / p) for p in row.get("images") or [] if isinstance(p, str)]
-        if isinstance(row.get("video"), str):
-            resolved["video"] = str(base / row["video"])
-        posts[post_id] = resolved
+        post: Post = row.value
+        shown = post.to_dict()
+        shown["images"] = [None if f"images[{i}]" in post.problems else path for i, path in enumerate(post.images)]
+        if "video" in post.problems:
+            shown.pop("video", None)
+        posts[row.id] = shown
     return posts
 
 
-def read_post_rows(source: str | Path, label_field: str = "labels") -> tuple[list[Post], list[list[str]]]:
-    """The posts of a jsonl manifest and each one's labels (``label_field``: a list of categories):
-    the rows a learned-fusion head is trained on. A bad row is an error naming it and its field."""
-    source = Path(source)
-    if not source.is_file():
-        raise DataError(f"{source}: file not found")
-    base = source.resolve().parent
+def read_post_rows(source: Any, label_field: str = "labels", id_field: str | None = None
+                   ) -> tuple[list[Post], list[list[str]]]:
+    """The posts of a manifest and each one's labels (``label_field``: a list of categories): the
+    rows a learned-fusion head is trained on. A bad row is an error naming it and its field."""
+    opened, reader = _post_reader(source, id_field)
     posts, labels, seen = [], [], {}
-    for index, row, problem in _manifest_rows(source):
-        if problem is not None:
-            raise DataError(f"{source}: row {index}: {problem}")
-        post_id, problem = id_text(row.get("id", str(index)))
-        if problem is not None:
-            raise DataError(f"{source}: row {index}: field 'id': {problem}")
-        if post_id in seen:
-            raise DataError(f"{source}: id {post_id!r} is on rows {seen[post_id]} and {index}")
-        seen[post_id] = index
-        value = row.get(label_field)
+    for index, raw in enumerate(opened.raw_rows()):
+        row = reader(index, raw)
+        if row.problem is not None:
+            where = "" if row.problem.startswith("row ") else f"row {index}: "
+            raise DataError(f"{opened.name}: {where}{row.problem}")
+        if row.id in seen:
+            raise DataError(f"{opened.name}: id {row.id!r} is on rows {seen[row.id]} and {index}")
+        seen[row.id] = index
+        value = opened.parse(raw).get(label_field)
         if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-            raise DataError(f"{source}: row {index}: field {label_field!r}: expected a list of categories, got {value!r}")
-        try:
-            posts.append(post_from_row(row, post_id, base))
-        except DataError as err:
-            raise DataError(f"{source}: row {index}: {err}") from None
+            raise DataError(f"{opened.name}: row {index}: field {label_field!r}: expected a list of categories, "
+                            f"got {value!r}")
+        posts.append(row.value)
         labels.append(value)
     return posts, labels
 
 
-# Decisions a person should see first on the page.
-_PAGE_ORDER = {"remove": 0, "review": 1, "pass": 2}
+# Decisions a person should see first on the page: removals, reviews, rows that are no post.
+_PAGE_ORDER = {"remove": 0, "review": 1, None: 2, "pass": 3}
 
 
-def write_decisions_page(output: str | Path, source: str | Path, limit: int = 500) -> Path:
+def write_decisions_page(output: str | Path, source: Any, limit: int = 500, id_field: str | None = None) -> Path:
     """``decisions.html`` in a moderate run's folder: the first ``limit`` decisions, removals and
-    reviews first, with their posts' text, pictures and video evidence (a jsonl manifest; from
-    another source the page shows the decisions without the posts' text)."""
+    reviews first, with their posts' text, pictures and video evidence (``source``: the run's
+    manifest, read as the run read it)."""
     from .page import render_decisions_page
 
     # nsmallest holds ``limit`` decisions at a time, whatever the run's size.
     ranked = heapq.nsmallest(limit, enumerate(read_decisions(output)),
-                             key=lambda pair: (_PAGE_ORDER.get(pair[1].get("action"), -1), pair[0]))
+                             key=lambda pair: (_PAGE_ORDER.get(pair[1].get("action"), 2), pair[0]))
     decisions = [decision for _, decision in ranked]
-    posts: dict[str, dict[str, Any]] = {}
-    if Path(source).suffix.lower() in (".jsonl", ".json"):
-        posts = read_posts(source, [str(d["id"]) for d in decisions])
+    posts = read_posts(source, [str(d["id"]) for d in decisions], id_field)
     return render_decisions_page(decisions, posts, Path(output) / "decisions.html")
