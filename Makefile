@@ -36,9 +36,10 @@ docs: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadgroup --durations=15
 
-# The long kill soak: SIGKILL at 30 random moments of a 20,000-row run (make test kills it 5 times).
+# The long kill soaks: SIGKILL at 30 random moments of a 20,000-row predict run (make test kills it
+# 5 times), at 10 of a moderate run of posts (make test: 3).
 soak: $(STAMP)
-	MODELKIT_SOAK=1 $(PY) -m pytest -q tests/hostile/test_kill_soak.py
+	MODELKIT_SOAK=1 $(PY) -m pytest -q -n 2 tests/hostile/test_kill_soak.py tests/hostile/test_moderate_kill.py
 
 clean:
 	rm -rf runs .pytest_cache
