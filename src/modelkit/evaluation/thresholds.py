@@ -37,17 +37,20 @@ class Objective:
         return self.metric if self.target is None else f"{self.metric}@{self.target:g}"
 
 
-def operating_point(truth: np.ndarray, scores: np.ndarray, objective: Objective | str) -> dict[str, Any] | None:
+def operating_point(truth: np.ndarray, scores: np.ndarray, objective: Objective | str,
+                    weights: np.ndarray | None = None) -> dict[str, Any] | None:
     """Threshold meeting ``objective`` on (truth, scores), with precision, recall and F1 there.
 
     ``None`` when the objective cannot be met (no positives, or the target precision is never
-    reached). Scores at or above the threshold count as positive.
+    reached). Scores at or above the threshold count as positive. ``weights``: each row counts
+    this many times (rows drawn with probability p weigh 1/p, so that the estimates hold for the
+    population they were drawn from).
     """
     objective = Objective.parse(objective) if isinstance(objective, str) else objective
     truth = np.asarray(truth) >= 0.5
     if not truth.any():
         return None
-    precision, recall, cuts = precision_recall_curve(truth, scores)
+    precision, recall, cuts = precision_recall_curve(truth, scores, sample_weight=weights)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     if objective.metric == "f1":

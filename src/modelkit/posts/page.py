@@ -57,11 +57,19 @@ def render_decisions_page(decisions: Iterable[dict], posts: Mapping[str, dict], 
     which is faster for large runs.
     """
     rows = list(decisions)
+    colours = CategoryColours()
+    cards = [post_card(row, posts.get(str(row.get("id"))), heatmaps, colours) for row in rows]
+    return write_cards_page(rows, cards, output, title, "decisions.html")
+
+
+def write_cards_page(rows: Sequence[Mapping[str, Any]], cards: Sequence[str], output: str | os.PathLike,
+                     title: str, default_name: str, intro: str = "") -> Path:
+    """A page of ``cards`` (:func:`post_card`, one per decision row of ``rows``) with the counts
+    of actions and the action/category filters, written atomically to ``output`` (an existing
+    folder gets ``default_name``)."""
     output = Path(output)
     if output.is_dir():
-        output = output / "decisions.html"
-    colours = _CategoryColours()
-    cards = [_card(row, posts.get(str(row.get("id"))), heatmaps, colours) for row in rows]
+        output = output / default_name
     counts = Counter(_action(row) for row in rows)
     categories = sorted({c for row in rows for c in (row.get("categories") or [])})
     page = "\n".join([
@@ -70,6 +78,7 @@ def render_decisions_page(decisions: Iterable[dict], posts: Mapping[str, dict], 
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1>",
+        intro,
         _summary(len(rows), counts),
         _filters(counts, categories),
         '<main id="cards">',
@@ -79,10 +88,10 @@ def render_decisions_page(decisions: Iterable[dict], posts: Mapping[str, dict], 
         f"<script>{_SCRIPT}</script>",
         "</body></html>",
     ])
-    return _write_atomically(output, lambda path: path.write_text(page, encoding="utf-8"))
+    return write_atomically(output, lambda path: path.write_text(page, encoding="utf-8"))
 
 
-def _write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
     """``write`` into a hidden temporary file beside ``path``, renamed when whole: a full disk
     leaves no partial file, and the error names ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +137,10 @@ def _filters(counts: Counter, categories: Sequence[str]) -> str:
             f'<span class="muted"><span id="shown-count">{sum(counts.values())}</span> shown</span></form>')
 
 
-def _card(row: Mapping[str, Any], post: Mapping[str, Any] | None, heatmaps: bool,
-          colours: _CategoryColours) -> str:
+def post_card(row: Mapping[str, Any], post: Mapping[str, Any] | None, heatmaps: bool,
+              colours: CategoryColours, note: str = "") -> str:
+    """One decision's card: its action, scores and evidence over the post's parts; ``note``:
+    HTML added to the card's header (what a review item asks)."""
     action = _action(row)
     post_id = str(row.get("id"))
     post = post or {}
@@ -140,6 +151,8 @@ def _card(row: Mapping[str, Any], post: Mapping[str, Any] | None, heatmaps: bool
         head.append(f'<span class="muted">account {esc(str(account))}</span>')
     head.append(_badge(action))
     head.append(_scores(row.get("scores") or {}, categories))
+    if note:
+        head.append(note)
     body: list[str] = []
     if action == "error":
         body.append(f'<p class="error-line">Not moderated: {esc(str(row.get("error")))}</p>')
@@ -387,7 +400,7 @@ def _thumbnail(picture: Image.Image, size: tuple[int, int], heatmap: Any, boxes:
 
 
 # -- video ---------------------------------------------------------------------------------------
-class _CategoryColours:
+class CategoryColours:
     def __init__(self) -> None:
         self.known: dict[str, str] = {}
 
@@ -404,7 +417,7 @@ def _seconds(value: Any) -> float | None:
 
 
 def _video(post: Mapping[str, Any], evidence: list[Mapping[str, Any]], used: set[int],
-           colours: _CategoryColours) -> str:
+           colours: CategoryColours) -> str:
     segments = []
     for n, item in enumerate(evidence):
         if str(item.get("part", "")) == "video":
@@ -440,7 +453,7 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{rest:02.0f}" if rest == int(rest) else f"{int(minutes)}:{rest:04.1f}"
 
 
-def _timeline(segments: list[Mapping[str, Any]], colours: _CategoryColours) -> str:
+def _timeline(segments: list[Mapping[str, Any]], colours: CategoryColours) -> str:
     """An inline SVG: the video's duration as a bar per segment (its category at the left), the
     segment drawn on it, its peak marked, times labelled; a time axis below."""
     duration = max([_seconds(s.get("duration_s")) or 0.0 for s in segments]
@@ -567,4 +580,4 @@ def heatmap_image(picture_path: Any, item: Mapping[str, Any], max_side: int = 51
 
 
 def write_png(image: Image.Image, path: Path) -> Path:
-    return _write_atomically(path, lambda temporary: image.save(temporary, format="PNG"))
+    return write_atomically(path, lambda temporary: image.save(temporary, format="PNG"))

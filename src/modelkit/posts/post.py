@@ -1,6 +1,6 @@
 """A post: what a platform acts on, with its text fields, pictures and video.
 
-A manifest row ``{"id", "account_id"?, "text"?, "images"?, "video"?}`` becomes a :class:`Post`
+A manifest row ``{"id", "account_id"?, "created_at"?, "text"?, "images"?, "video"?}`` becomes a :class:`Post`
 (paths resolved against the manifest's folder); :meth:`Post.parts` names its parts the way a
 decision's evidence does: ``text.<field>``, ``images[i]``, ``video``. A part that cannot be used
 (a path that leads out of the folder) is kept with its problem, so the decision lists it as
@@ -9,8 +9,10 @@ unread rather than dropping it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -54,6 +56,8 @@ class Post:
     images: list[str] = field(default_factory=list)
     video: str | None = None
     account_id: str | None = None
+    # When it was posted (seconds since 1970, UTC): what the account ledger dates its strikes by.
+    created_at: float | None = None
     # Per part name, why it cannot be read (set when a manifest row is read).
     problems: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -91,6 +95,8 @@ class Post:
             row["images"] = list(self.images)
         if self.video is not None:
             row["video"] = self.video
+        if self.created_at is not None:
+            row["created_at"] = self.created_at
         return row
 
 
@@ -142,4 +148,22 @@ def post_from_row(row: Any, post_id: str, base: Path | None) -> Post:
         video, problem = resolve_path(video, base)
         if problem:
             problems["video"] = problem
-    return Post(post_id, text, images, video, None if account is None else str(account), problems)
+    return Post(post_id, text, images, video, None if account is None else str(account),
+                None if row.get("created_at") is None else parse_time(row["created_at"], "field 'created_at'"),
+                problems)
+
+
+def parse_time(value: Any, where: str) -> float:
+    """Seconds since 1970 from a number or an ISO-8601 text (no zone: UTC); a
+    :class:`DataError` starting with ``where`` otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    raise DataError(f"{where}: expected a time (seconds since 1970, or ISO-8601 like 2026-12-06T10:00:00Z), "
+                    f"got {value!r}")

@@ -14,16 +14,22 @@ import heapq
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from ..batch.engine import Job, RunSummary, open_run
 from ..batch.shards import OutputFormat, ShardSchema, json_column, read_shards
 from ..batch.sources import RowReader, open_source
 from ..data.records import DataConfig, DataError
-from .moderator import DecisionBatch, Moderator
+from .moderator import Decision, DecisionBatch, Moderator
 from .post import Post, post_from_row
 
-POST_COLUMNS = ["id", "account_id", "text", "images", "video"]
+class DecisionHook(Protocol):
+    def fingerprint(self) -> str: ...
+
+    def __call__(self, posts: Sequence[Post], decisions: Sequence[Decision]) -> None: ...
+
+
+POST_COLUMNS = ["id", "account_id", "created_at", "text", "images", "video"]
 
 
 class DecisionSchema(ShardSchema):
@@ -65,14 +71,19 @@ class DecisionSchema(ShardSchema):
 
 class ModerateJob(Job):
     """Decisions of chunks of posts; with ``heatmaps`` (a folder), each picture's heat map also as
-    a PNG there, named in its evidence item (``heatmap_png``, relative to the folder's parent)."""
+    a PNG there, named in its evidence item (``heatmap_png``, relative to the folder's parent).
+    ``on_decided(posts, decisions)`` is called with each chunk's decisions before the engine
+    writes them (an account ledger records them there: see :class:`~modelkit.accounts.LedgerWriter`);
+    its ``fingerprint()`` joins the run's, so a run is never resumed with another hook."""
 
     description = "moderate"
     extra_outputs = ("decisions.html", "heatmaps")
 
-    def __init__(self, moderator: Moderator, heatmaps: Path | None = None) -> None:
+    def __init__(self, moderator: Moderator, heatmaps: Path | None = None,
+                 on_decided: DecisionHook | None = None) -> None:
         self.moderator = moderator
         self.heatmaps = heatmaps
+        self.on_decided = on_decided
         self.kind = "files" if moderator.reads_files else "inline"
         self.parse = _parse_post
 
@@ -83,7 +94,8 @@ class ModerateJob(Job):
         return [data.id_field or "id", *POST_COLUMNS[1:]]
 
     def fingerprint(self) -> str:
-        return self.moderator.fingerprint() + ("+heatmaps" if self.heatmaps is not None else "")
+        hook = f"+{self.on_decided.fingerprint()}" if self.on_decided is not None else ""
+        return self.moderator.fingerprint() + ("+heatmaps" if self.heatmaps is not None else "") + hook
 
     def folders(self) -> list[Path]:
         members = [*self.moderator.members.values(), *([self.moderator.fusion] if self.moderator.fusion else [])]
@@ -98,6 +110,8 @@ class ModerateJob(Job):
             batch = DecisionBatch(self.moderator.decide(chunk, batch_size, num_workers))
             if self.heatmaps is not None:
                 self._write_heatmaps(chunk, batch)
+            if self.on_decided is not None:
+                self.on_decided(chunk, batch.decisions)
             progress(len(chunk))
             yield batch
 
@@ -123,15 +137,17 @@ class ModerateJob(Job):
 def moderate_files(moderator: Moderator, source: Any, output: str | Path, *, output_format: OutputFormat = "parquet",
                    id_field: str | None = None, batch_size: int = 256, num_workers: int = 0,
                    shard_size: int | None = None, chunk_size: int | None = None, overwrite: bool = False,
-                   progress: bool = True, heatmaps: bool = False) -> RunSummary:
+                   progress: bool = True, heatmaps: bool = False, on_decided: DecisionHook | None = None
+                   ) -> RunSummary:
     """Decide every post of ``source`` (a jsonl/parquet manifest, or an iterable of post rows)
     into the folder ``output``, resumably: a rerun after a crash decides only the posts of the
     shards that were not finished. A row that is not a post (no parts, a field of the wrong type)
     becomes a decision row with ``error``; an id on two rows of a file is refused before anything
     runs (a Python iterable is read once and cannot be checked first).
-    ``heatmaps``: pictures' heat maps also as PNGs in ``output/heatmaps/``."""
+    ``heatmaps``: pictures' heat maps also as PNGs in ``output/heatmaps/``; ``on_decided``: see
+    :class:`ModerateJob`."""
     _refuse_folder(source)
-    job = ModerateJob(moderator, Path(output) / "heatmaps" if heatmaps else None)
+    job = ModerateJob(moderator, Path(output) / "heatmaps" if heatmaps else None, on_decided)
     run = open_run(job, source, output, output_format=output_format, id_field=id_field,
                    shard_size=shard_size, chunk_size=chunk_size, overwrite=overwrite, refuse_duplicates=True)
     return run.execute(batch_size, num_workers, None, progress)
