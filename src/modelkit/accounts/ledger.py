@@ -1,0 +1,248 @@
+"""The account ledger: an append-only table of events in any SQLAlchemy database.
+
+Every fact is one row of ``modelkit_events``, keyed by what it is about, and never changed:
+
+========  =========================================  =======================================
+kind      key (unique)                               written by
+========  =========================================  =======================================
+decision  post                                       ``modelkit moderate --ledger``
+strike    post, category                             a ``remove`` decision; a confirmed item
+item      item id (post, category, round)            a ``review`` decision, a sample, a report,
+                                                     an appeal: something for a person to check
+report    post, reporter, category                   ``modelkit review report``
+answer    item id                                    ``modelkit review import``
+appeal    post, category                             :meth:`Ledger.appeal`
+overturn  post, category                             an ``overturn`` answer
+========  =========================================  =======================================
+
+Inserts skip a row whose key is already there (``ON CONFLICT DO NOTHING`` in one transaction per
+batch), so replaying a decisions folder, rerunning a killed ``moderate`` or two processes writing
+the same post at once leave one row per fact: the unique key does the work, not a lock file.
+Account states are computed from the events (:mod:`modelkit.accounts.escalation`); penalties
+are never stored, so an overturn or a late event changes them by changing the input.
+
+The schema's version is in ``modelkit_meta``; a ledger of a newer version is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from ..errors import DataError
+
+SCHEMA_VERSION = 1
+KINDS = ("decision", "strike", "item", "report", "answer", "appeal", "overturn")
+
+
+class LedgerError(DataError):
+    """The ledger cannot be opened, or holds something this modelkit cannot read."""
+
+
+def event_key(kind: str, *parts: Any) -> str:
+    """The unique key of a fact: its kind and a digest of what it is about (ids are any text)."""
+    digest = hashlib.sha256("\0".join(str(p) for p in parts).encode()).hexdigest()[:40]
+    return f"{kind}:{digest}"
+
+
+def item_id(post_id: str, category: str, round_: str = "") -> str:
+    """A review item's id: a post's category, in a round ("" first, "appeal" after an appeal)."""
+    return hashlib.sha256(f"{post_id}\0{category}\0{round_}".encode()).hexdigest()[:16]
+
+
+def format_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of the ledger (``data``: the kind's own fields, see the module docstring)."""
+
+    seq: int
+    kind: str
+    at: float
+    account_id: str | None
+    post_id: str | None
+    category: str | None
+    item_id: str | None
+    actor: str | None
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        row = {"seq": self.seq, "kind": self.kind, "at": self.at, "time": format_time(self.at)}
+        row.update((name, value) for name, value in (("account_id", self.account_id), ("post_id", self.post_id),
+                                                    ("category", self.category), ("item_id", self.item_id),
+                                                    ("actor", self.actor)) if value is not None)
+        if self.data:
+            row["data"] = self.data
+        return row
+
+
+def new_event(kind: str, key_parts: Sequence[Any], at: float, *, account_id: str | None = None,
+              post_id: str | None = None, category: str | None = None, item: str | None = None,
+              actor: str | None = None, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An event row ready to insert (``key_parts``: what makes it unique)."""
+    return {"key": event_key(kind, *key_parts), "kind": kind, "at": float(at), "account_id": account_id,
+            "post_id": post_id, "category": category, "item_id": item, "actor": actor,
+            "data": json.dumps(dict(data or {}), ensure_ascii=False, sort_keys=True), "recorded": time.time()}
+
+
+class Ledger:
+    """The events of one database (``url``: any SQLAlchemy URL; a plain path means a SQLite file).
+
+    Opening creates the tables when they are missing and refuses a database written by a newer
+    schema; a database that cannot be reached is a :class:`LedgerError` naming the URL (its
+    password hidden) at once, before anything is scored.
+    """
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        from ._schema import create_engine, metadata, meta_table
+
+        self.url = url if "://" in url else f"sqlite:///{url}"
+        try:
+            self.engine = create_engine(self.url)
+            self._shown = self.engine.url.render_as_string(hide_password=True)
+        except (sa.exc.ArgumentError, ImportError) as err:  # a malformed URL, a driver not installed
+            raise LedgerError(f"ledger {url!r}: {err}") from None
+        self._meta = meta_table
+        try:
+            with self.engine.begin() as connection:
+                metadata.create_all(connection)
+                self._insert(connection, meta_table, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}],
+                             "key")
+                found = connection.execute(sa.select(meta_table.c.value).where(
+                    meta_table.c.key == "schema_version")).scalar_one()
+        except sa.exc.SQLAlchemyError as err:
+            raise LedgerError(f"ledger {self._shown}: cannot open it: {_first_line(err)}") from None
+        if int(found) > SCHEMA_VERSION:
+            raise LedgerError(f"ledger {self._shown}: written by a newer modelkit (schema version {found}; this one "
+                              f"reads {SCHEMA_VERSION}); upgrade modelkit to use it")
+
+    def __repr__(self) -> str:
+        return f"Ledger({self._shown!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------------
+    # Writing
+    # ----------------------------------------------------------------------------------------
+    def append(self, rows: Iterable[dict[str, Any]]) -> Counter:
+        """Insert event rows (:func:`new_event`) in one transaction; a row whose key is already
+        in the ledger is skipped. Returns how many rows of each kind were new."""
+        from ._schema import events
+
+        rows = list(rows)
+        if not rows:
+            return Counter()
+        with self.engine.begin() as connection:
+            new = self._insert(connection, events, rows, "key")
+        return Counter(row["kind"] for row, is_new in zip(rows, new) if is_new)
+
+    def append_groups(self, groups: Sequence[Sequence[dict[str, Any]]]) -> list[list[bool] | None]:
+        """Insert groups of event rows in one transaction, each group's later rows only when its
+        first is new (an answer and what it does: a second import of the answer does nothing,
+        even when two imports race). Per group, whether each row was new (None: the first was
+        not, nothing of the group was written)."""
+        from ._schema import events
+
+        out: list[list[bool] | None] = []
+        with self.engine.begin() as connection:
+            for group in groups:
+                if not self._insert(connection, events, [group[0]], "key")[0]:
+                    out.append(None)
+                    continue
+                out.append([True, *self._insert(connection, events, list(group[1:]), "key")])
+        return out
+
+    def _insert(self, connection: Any, table: Any, rows: list[dict[str, Any]], key: str) -> list[bool]:
+        """Each row inserted unless its ``key`` is there; whether it was new, per row."""
+        dialect = self.engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            # One statement per row: executemany would not say which rows were new.
+            # RETURNING rather than rowcount: with it every driver tells an inserted row from a skipped one.
+            return [connection.execute(insert(table).values(**row).on_conflict_do_nothing(
+                index_elements=[key]).returning(table.c[key])).first() is not None for row in rows]
+        # Any other database: a savepoint per row, a duplicate key rolls back that row only.
+        import sqlalchemy as sa
+
+        new = []
+        for row in rows:
+            try:
+                with connection.begin_nested():
+                    connection.execute(table.insert().values(**row))
+                new.append(True)
+            except sa.exc.IntegrityError:
+                new.append(False)
+        return new
+
+    # ----------------------------------------------------------------------------------------
+    # Reading
+    # ----------------------------------------------------------------------------------------
+    def events(self, *, kinds: Sequence[str] | None = None, account_id: str | None = None,
+               post_ids: Sequence[str] | None = None, item_ids: Sequence[str] | None = None) -> Iterator[Event]:
+        """Events in the order they were stored, filtered by kind, account, posts or items."""
+        import sqlalchemy as sa
+
+        from ._schema import events
+
+        query = sa.select(events).order_by(events.c.seq)
+        if kinds is not None:
+            query = query.where(events.c.kind.in_(list(kinds)))
+        if account_id is not None:
+            query = query.where(events.c.account_id == account_id)
+        for name, values in (("post_id", post_ids), ("item_id", item_ids)):
+            if values is not None:
+                values = list(dict.fromkeys(values))
+                if not values:
+                    return
+                # Large lists go in slices: databases cap the parameters of one statement.
+                for start in range(0, len(values), 500):
+                    yield from self._rows(query.where(events.c[name].in_(values[start:start + 500])))
+                return
+        yield from self._rows(query)
+
+    def _rows(self, query: Any) -> Iterator[Event]:
+        with self.engine.connect() as connection:
+            for row in connection.execute(query):
+                yield Event(row.seq, row.kind, row.at, row.account_id, row.post_id, row.category, row.item_id,
+                            row.actor, json.loads(row.data) if row.data else {})
+
+    def counts(self) -> dict[str, int]:
+        """Events per kind."""
+        import sqlalchemy as sa
+
+        from ._schema import events
+
+        with self.engine.connect() as connection:
+            found = dict(connection.execute(sa.select(events.c.kind, sa.func.count()).group_by(events.c.kind)).all())
+        return {kind: int(found.get(kind, 0)) for kind in KINDS}
+
+
+def open_ledger(url: str | Ledger) -> Ledger:
+    """A :class:`Ledger` for ``url`` (a ledger is returned as it is)."""
+    return url if isinstance(url, Ledger) else Ledger(str(url))
+
+
+def _first_line(err: Exception) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
