@@ -1,4 +1,5 @@
-"""``modelkit`` command line: train, evaluate, calibrate, compare, predict, export, convert, demo.
+"""``modelkit`` command line: train, evaluate, calibrate, compare, predict, moderate, review, accounts,
+export, convert, demo.
 
 Modality packages add their own commands with :func:`register_command`, from a module named by a
 ``modelkit.commands`` entry point (the text package adds ``bootstrap``). This module imports
@@ -69,6 +70,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.ledger is not None:
+        return _refit_from_ledger(args)
+    if args.data is None:
+        raise ConfigError("--data: the labelled dev file is required (or --ledger URL to refit a moderator's "
+                          "thresholds on reviewers' answers)")
     from .evaluation.calibrate import calibrate
 
     record = calibrate(
@@ -86,6 +92,31 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"objective not reachable (threshold kept) for: {', '.join(record['unreachable'])}")
     print(f"checkpoint: {args.output or args.checkpoint}")
     return 0
+
+
+def _refit_from_ledger(args: argparse.Namespace) -> int:
+    from .accounts import open_ledger, refit_policy
+
+    if args.data is not None:
+        raise ConfigError("--ledger refits on reviewers' answers; --data does not go with it")
+    if args.output is None:
+        raise ConfigError("--output: the moderator YAML to write with the refitted thresholds is required")
+    record = refit_policy(open_ledger(args.ledger), args.checkpoint, args.objective, args.output)
+    print(f"objective {record['objective']} on {record['answers']} weighted answers (report/appeal items left out)")
+    print(f"{'category':<20}{'action':>8}{'answers':>9}{'old':>8}{'prec':>7}{'recall':>7}{'new':>8}{'prec':>7}"
+          f"{'recall':>7}{'flagged':>9}")
+    for category, entry in record["categories"].items():
+        old, new = entry["old"] or {}, entry["new"] or {}
+        print(f"{category:<20}{entry['action']:>8}{entry['answers']:>9}{_cell(old.get('threshold'), 8)}"
+              f"{_cell(old.get('precision'), 7)}{_cell(old.get('recall'), 7)}{_cell(new.get('threshold'), 8)}"
+              f"{_cell(new.get('precision'), 7)}{_cell(new.get('recall'), 7)}"
+              f"{new.get('answers_flagged', '-') if new else 'kept':>9}")
+    print(f"moderator: {record['output']}")
+    return 0
+
+
+def _cell(value: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -139,6 +170,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_moderate(args: argparse.Namespace) -> int:
     from .posts.moderator import Moderator, load_moderator
 
+    # The ledger first: one that cannot be reached is said before any model is loaded or post scored.
+    ledger = _open_ledger(args.ledger) if args.ledger is not None else None
+
     quick = {"text": args.text, "image": args.image, "video": args.video, "ocr_text": args.ocr_text}
     if args.config is not None and any(quick.values()):
         raise ConfigError("give a moderator CONFIG or checkpoints (--text/--image/--video/--ocr-text), not both")
@@ -157,13 +191,84 @@ def _cmd_moderate(args: argparse.Namespace) -> int:
         raise ConfigError("--output: the folder to write decisions into is required")
     from .posts.run import moderate_files, write_decisions_page
 
+    writer = None
+    if ledger is not None:
+        from .accounts import LedgerWriter, Sampling
+
+        writer = LedgerWriter(ledger, moderator.policy, Sampling(args.sample_pass, args.sample_remove))
     summary = moderate_files(moderator, args.input, args.output, output_format=args.format, id_field=args.id_field,
                              batch_size=args.batch_size, num_workers=args.num_workers, shard_size=args.shard_size,
-                             overwrite=args.overwrite, heatmaps=args.heatmaps)
+                             overwrite=args.overwrite, heatmaps=args.heatmaps, on_decided=writer)
     print(f"decisions: {summary}" + ("" if summary.complete else " (other processes still have shards to do)"))
     if summary.complete and args.page_limit:
         page = write_decisions_page(args.output, args.input, limit=args.page_limit, id_field=args.id_field)
         print(f"page: {page}")
+    return 0
+
+
+def _open_ledger(url: str):
+    from .accounts import open_ledger
+
+    return open_ledger(url)
+
+
+def _at(args: argparse.Namespace) -> float | None:
+    from .posts.post import parse_time
+
+    return None if args.at is None else parse_time(args.at, "--at")
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    ledger = _open_ledger(args.ledger)
+    if args.review_command == "export":
+        from .accounts import export_queue
+
+        jsonl, page, count = export_queue(ledger, args.output, limit=args.limit or None, page=not args.no_page)
+        print(f"review queue: {count} items, highest priority first: {jsonl}" + (f" and {page}" if page else ""))
+    elif args.review_command == "import":
+        from .accounts import import_answers
+
+        summary = import_answers(ledger, args.answers, labels=args.labels)
+        print(f"answers: {summary}")
+        for modality, path in summary.manifests.items():
+            print(f"labelled {modality}: {path}")
+    else:
+        from .accounts import ingest_reports
+
+        new, rows = ingest_reports(ledger, args.reports)
+        print(f"reports: {new} new of {rows} rows (a report already in the ledger is not counted twice)")
+    return 0
+
+
+def _cmd_accounts(args: argparse.Namespace) -> int:
+    import json
+
+    from .accounts import EscalationPolicy, account_state, account_states, timeline
+    from .accounts.ledger import format_time
+
+    ledger = _open_ledger(args.ledger)
+    policy = EscalationPolicy.load(args.escalation)
+    at = _at(args)
+    if args.accounts_command == "list":
+        for state in account_states(ledger, at, policy):
+            if args.json:
+                print(json.dumps(state.to_dict(), ensure_ascii=False))
+            else:
+                print(f"{state.account_id}\tstrikes {len(state.strikes)}\tpenalty {state.penalty or '-'}"
+                      + (f" until {format_time(state.penalty_until)}" if state.penalty else ""))
+        return 0
+    state = account_state(ledger, args.account_id, at, policy)
+    events = timeline(ledger, args.account_id, state.at, policy)
+    if args.json:
+        print(json.dumps({**state.to_dict(), "at": state.at, "events": events}, ensure_ascii=False))
+        return 0
+    until = f" until {format_time(state.penalty_until)}" if state.penalty else ""
+    print(f"account {state.account_id} at {format_time(state.at)}: {len(state.strikes)} strikes in the window, "
+          f"penalty {state.penalty or 'none'}{until}")
+    for row in events:
+        what = " ".join(f"{k}={row[k]}" for k in ("post_id", "category", "step", "action", "answer", "actor", "source")
+                        if row.get(k) is not None)
+        print(f"  {row['time']}  {row['kind']:<14} {what}")
     return 0
 
 
@@ -238,6 +343,16 @@ def _non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1], got {text!r}")
+    return value
+
+
 def _objective(text: str):
     from .evaluation.thresholds import Objective
 
@@ -295,9 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes that decode inputs (pictures) beside the model (default 0: in the main process)")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = commands.add_parser("calibrate", help="fit thresholds (and temperatures) on a dev set into a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("--data", required=True, help="labelled dev file")
+    p = commands.add_parser("calibrate", help="fit thresholds (and temperatures) on a dev set into a checkpoint, or "
+                                              "a moderator's thresholds on reviewers' answers (--ledger)")
+    p.add_argument("checkpoint", help="checkpoint; with --ledger, the moderator YAML")
+    p.add_argument("--data", help="labelled dev file (required without --ledger)")
+    p.add_argument("--ledger", metavar="URL", help="refit the moderator's policy thresholds on the answers in this "
+                                                   "ledger, weighted for how items were sampled; --output: new YAML")
     p.add_argument("--objective", type=_objective, default="f1",
                    help="f1 | precision@P | recall@R, e.g. precision@0.95 (default f1)")
     p.add_argument("--per-category", action="store_true", help="one threshold per category (default: one shared)")
@@ -374,7 +492,45 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of deciding: write the members' part scores and the manifest's labels as training "
                         "rows of a learned-fusion head")
     p.add_argument("--label-field", default="labels", help="with --fusion-data: the post-level label column")
+    p.add_argument("--ledger", metavar="URL", help="record decisions, strikes and review items in this account ledger "
+                                                   "(SQLAlchemy URL or a SQLite file path)")
+    p.add_argument("--sample-pass", type=_share, default=0.02, metavar="SHARE",
+                   help="with --ledger: share of passed posts sent to review as a random sample (default 0.02)")
+    p.add_argument("--sample-remove", type=_share, default=0.02, metavar="SHARE",
+                   help="with --ledger: share of removed posts sent to review as a random sample (default 0.02)")
     p.set_defaults(func=_cmd_moderate)
+
+    p = commands.add_parser("review", help="the review queue of an account ledger: export it, import answers, "
+                                           "ingest user reports")
+    actions = p.add_subparsers(dest="review_command", required=True)
+    q = actions.add_parser("export", help="the open items, highest expected harm first, as jsonl + an HTML page")
+    q.add_argument("--ledger", required=True, metavar="URL")
+    q.add_argument("--output", required=True, help="jsonl file to write (the page: same name, .html)")
+    q.add_argument("--limit", type=_non_negative_int, default=200, metavar="N",
+                   help="items in this batch (default 200; 0: all)")
+    q.add_argument("--no-page", action="store_true", help="the jsonl only")
+    q = actions.add_parser("import", help="apply a file of answers (all or nothing) and update labelled manifests")
+    q.add_argument("answers", help="jsonl: item_id, answer (confirm | overturn), reviewer, optional category, time")
+    q.add_argument("--ledger", required=True, metavar="URL")
+    q.add_argument("--labels", metavar="DIR", help="folder of labelled manifests (default: labelled/ beside ANSWERS)")
+    q = actions.add_parser("report", help="ingest user reports (all or nothing): post_id, reporter, category, time")
+    q.add_argument("reports", help="jsonl of reports")
+    q.add_argument("--ledger", required=True, metavar="URL")
+    for q in actions.choices.values():
+        q.set_defaults(func=_cmd_review, command="review")
+
+    p = commands.add_parser("accounts", help="accounts' strikes and penalties from an account ledger")
+    actions = p.add_subparsers(dest="accounts_command", required=True)
+    q = actions.add_parser("show", help="one account's state and the events that led to it")
+    q.add_argument("account_id")
+    q = actions.add_parser("list", help="every account's state (--json: one object a line)")
+    for q in actions.choices.values():
+        q.add_argument("--ledger", required=True, metavar="URL")
+        q.add_argument("--at", metavar="TIME", help="state at this time (ISO-8601 or seconds; default now)")
+        q.add_argument("--escalation", default="default", metavar="YAML",
+                       help="escalation ladder (default: the shipped configs/taxonomy/escalation.yaml)")
+        q.add_argument("--json", action="store_true", help="JSON output")
+        q.set_defaults(func=_cmd_accounts, command="accounts")
 
     p = commands.add_parser("export", help="export a checkpoint's model to ONNX, as a checkpoint the engine loads")
     p.add_argument("checkpoint")
