@@ -227,3 +227,39 @@ def pytest_collection_modifyitems(items):
                       if fixture in getattr(item, "fixturenames", ())), None)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of a PostgreSQL server to create test databases on (``MODELKIT_POSTGRES_URL``,
+    which ``source scripts/postgres.sh`` sets; .ci/run does); skipped without one, a failure
+    under MODELKIT_REQUIRE_POSTGRES=1 (CI, where the server could be started)."""
+    url = os.environ.get("MODELKIT_POSTGRES_URL")
+    if not url:
+        message = "no PostgreSQL server (run `source scripts/postgres.sh` first; .ci/run does)"
+        if os.environ.get("MODELKIT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message + " and MODELKIT_REQUIRE_POSTGRES=1")
+        pytest.skip(message)
+    return url
+
+
+def new_postgres_database(server: str) -> str:
+    """A fresh, empty database on the server (its URL): each test its own ledger."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"modelkit_test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return str(sa.make_url(server).set(database=name).render_as_string(hide_password=False))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request, tmp_path) -> str:
+    """An empty ledger's URL: a SQLite file, and a database on PostgreSQL where one runs."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return new_postgres_database(request.getfixturevalue("postgres_server"))
