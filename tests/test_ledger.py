@@ -256,3 +256,34 @@ def test_labelled_manifests_and_export(ledger_url, tmp_path):
         ("m2", "/media/m2.png", 0, [])]
     assert labelled_rows(ledger)["text"] == text
     assert review_queue(ledger) == []
+
+
+def test_accounts_and_review_commands(tmp_path, capsys):
+    from modelkit.cli import main
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    ledger = Ledger(url)
+    # a1: two removals in a severity 1 category (a policy that removes superstition at 0.9)
+    removed = [decision(post, "a1", {"superstition": 0.9}, action="remove")[:2] + ({"superstition": "remove"},)
+               for post in ("s1", "s2")]
+    record(ledger, [*removed, decision("v1", "a2", {"violence": 0.8}), decision("q1", "a3", {"superstition": 0.6})],
+           at=DAY)
+    capsys.readouterr()
+    assert main(["accounts", "list", "--ledger", url, "--json", "--at", "1970-01-03T00:00:00Z"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows == [{"account_id": "a1", "strikes": 2, "penalty": "limited", "penalty_until": 8 * DAY},
+                    {"account_id": "a2", "strikes": 1, "penalty": "ban", "penalty_until": None},
+                    {"account_id": "a3", "strikes": 0, "penalty": None, "penalty_until": None}]
+    assert main(["accounts", "show", "a1", "--ledger", url, "--at", str(9 * DAY)]) == 0
+    shown = capsys.readouterr().out
+    assert "2 strikes in the window, penalty none" in shown and "penalty end" in shown and "penalty start" in shown
+    assert main(["review", "export", "--ledger", url, "--output", str(tmp_path / "q.jsonl"), "--limit", "1"]) == 0
+    assert "review queue: 1 items" in capsys.readouterr().out
+    [item] = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert item["post_id"] == "q1" and (tmp_path / "q.html").exists()
+    (tmp_path / "a.jsonl").write_text(json.dumps({"item_id": item["item_id"], "answer": "confirm",
+                                                  "reviewer": "r", "time": 2 * DAY}) + "\n")
+    assert main(["review", "import", str(tmp_path / "a.jsonl"), "--ledger", url]) == 0
+    out = capsys.readouterr().out
+    assert "1 answers applied (1 strikes, 0 overturns)" in out and "labelled text:" in out
+    assert account_state(ledger, "a3", 3 * DAY).history[0].step == "warning"

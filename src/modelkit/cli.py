@@ -254,22 +254,29 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(state.to_dict(), ensure_ascii=False))
             else:
-                print(f"{state.account_id}\tstrikes {len(state.strikes)}\tpenalty {state.penalty or '-'}"
-                      + (f" until {format_time(state.penalty_until)}" if state.penalty else ""))
+                print(f"{state.account_id}\tstrikes {len(state.strikes)}\tpenalty {_penalty(state)}")
         return 0
     state = account_state(ledger, args.account_id, at, policy)
     events = timeline(ledger, args.account_id, state.at, policy)
     if args.json:
         print(json.dumps({**state.to_dict(), "at": state.at, "events": events}, ensure_ascii=False))
         return 0
-    until = f" until {format_time(state.penalty_until)}" if state.penalty else ""
     print(f"account {state.account_id} at {format_time(state.at)}: {len(state.strikes)} strikes in the window, "
-          f"penalty {state.penalty or 'none'}{until}")
+          f"penalty {_penalty(state)}")
     for row in events:
         what = " ".join(f"{k}={row[k]}" for k in ("post_id", "category", "step", "action", "answer", "actor", "source")
                         if row.get(k) is not None)
         print(f"  {row['time']}  {row['kind']:<14} {what}")
     return 0
+
+
+def _penalty(state) -> str:
+    from .accounts.ledger import format_time
+
+    if state.penalty is None:
+        return "none"
+    return f"{state.penalty} " + ("(permanent)" if state.penalty_until is None else
+                                  f"until {format_time(state.penalty_until)}")
 
 
 def _write_fusion_data(moderator, args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -127,6 +128,17 @@ class Ledger:
             raise LedgerError(f"ledger {self._shown}: written by a newer modelkit (schema version {found}; this one "
                               f"reads {SCHEMA_VERSION}); upgrade modelkit to use it")
 
+    @contextmanager
+    def _said(self) -> Iterator[None]:
+        """Database errors (a full disk, a lost connection) as a LedgerError naming the ledger;
+        the transaction they happened in is rolled back, so nothing of it was written."""
+        import sqlalchemy as sa
+
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as err:
+            raise LedgerError(f"ledger {self._shown}: {_first_line(err)}") from None
+
     def __repr__(self) -> str:
         return f"Ledger({self._shown!r})"
 
@@ -150,7 +162,7 @@ class Ledger:
         rows = list(rows)
         if not rows:
             return Counter()
-        with self.engine.begin() as connection:
+        with self._said(), self.engine.begin() as connection:
             new = self._insert(connection, events, rows, "key")
         return Counter(row["kind"] for row, is_new in zip(rows, new) if is_new)
 
@@ -162,7 +174,7 @@ class Ledger:
         from ._schema import events
 
         out: list[list[bool] | None] = []
-        with self.engine.begin() as connection:
+        with self._said(), self.engine.begin() as connection:
             for group in groups:
                 if not self._insert(connection, events, [group[0]], "key")[0]:
                     out.append(None)
@@ -222,7 +234,7 @@ class Ledger:
         yield from self._rows(query)
 
     def _rows(self, query: Any) -> Iterator[Event]:
-        with self.engine.connect() as connection:
+        with self._said(), self.engine.connect() as connection:
             for row in connection.execute(query):
                 yield Event(row.seq, row.kind, row.at, row.account_id, row.post_id, row.category, row.item_id,
                             row.actor, json.loads(row.data) if row.data else {})
@@ -233,7 +245,7 @@ class Ledger:
 
         from ._schema import events
 
-        with self.engine.connect() as connection:
+        with self._said(), self.engine.connect() as connection:
             found = dict(connection.execute(sa.select(events.c.kind, sa.func.count()).group_by(events.c.kind)).all())
         return {kind: int(found.get(kind, 0)) for kind in KINDS}
 

@@ -135,6 +135,9 @@ def _write_text(path: Path, text: str) -> None:
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class ImportSummary:
+    """What an answers file did: answers applied now, items answered before (left as they were),
+    strikes and overturns it caused, and the labelled manifests rewritten (modality -> path)."""
+
     answers: int = 0  # applied now
     already: int = 0  # items answered before (left as they were)
     strikes: int = 0

@@ -24,7 +24,7 @@ from ..posts.synthetic import make_synthetic_posts
 from .escalation import DAY, AccountState, EscalationPolicy
 from .ledger import Ledger
 from .record import LedgerWriter, Sampling, ingest_reports
-from .review import import_answers, review_queue
+from .review import export_queue, import_answers, reporter_reliability, review_queue
 from .state import account_states
 
 START = 1_798_761_600.0  # 2027-01-01T00:00:00Z: the simulated week's first day
@@ -78,7 +78,8 @@ def simulate_week(moderator: Moderator, ledger: Ledger, folder: str | Path, *, d
                   policy: EscalationPolicy | None = None, seed: int = 0, start: float = START,
                   progress: bool = False) -> Week:
     """Run ``days`` days into ``ledger``; the files of day N go to ``folder/day-N`` (posts,
-    decisions, reports, answers) and the labelled manifests to ``folder/labelled``."""
+    decisions, reports, the evening's queue and its page, answers) and the labelled manifests to
+    ``folder/labelled``."""
     folder = Path(folder)
     policy = policy or EscalationPolicy.load()
     reporters = {**{f"reliable-{k}": "reliable" for k in range(reliable)},
@@ -100,14 +101,11 @@ def simulate_week(moderator: Moderator, ledger: Ledger, folder: str | Path, *, d
         answered, precision, review_items = _review(ledger, truth, reviewer_capacity, evening, out, folder)
         report.append(Day(day, len(rows), dict(sorted(_count(actions.values()).items())), len(reports), answered,
                           precision, review_items))
-    end = start + days * DAY
-    states = list(account_states(ledger, end, policy))
+    states = list(account_states(ledger, start + days * DAY, policy))
     reached: dict[str, list[str]] = {step.id: [] for step in policy.steps}
     for state in states:
         for step in dict.fromkeys(p.step for p in state.history):
             reached[step].append(state.account_id)
-    from .review import reporter_reliability
-
     return Week(report, states, reached, reporter_reliability(ledger), reporters, truth)
 
 
@@ -146,20 +144,23 @@ def _reports(rows: list[dict[str, Any]], actions: Mapping[str, str], reporters: 
 
 def _review(ledger: Ledger, truth: Mapping[str, list[str]], capacity: int, at: float, out: Path, folder: Path
             ) -> tuple[int, float | None, int]:
-    """The scripted reviewer: answers the ``capacity`` first items of the queue by the truth."""
+    """The evening's batch: the queue's first ``capacity`` items exported (``queue.jsonl`` and
+    ``queue.html``), answered by the scripted reviewer from the truth, imported."""
+    queue, _, _ = export_queue(ledger, out / "queue.jsonl", capacity)
     answers, confirmed_review, review_items = [], 0, 0
-    for item in review_queue(ledger, capacity):
-        labels = truth.get(item.post_id, [])
-        row: dict[str, Any] = {"item_id": item.item_id, "reviewer": "scripted", "time": at}
-        if item.category in labels:
+    for line in queue.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        labels = truth.get(item["post_id"], [])
+        row: dict[str, Any] = {"item_id": item["item_id"], "reviewer": "scripted", "time": at}
+        if item["category"] in labels:
             row["answer"] = "confirm"
-        elif labels and item.source != "appeal":
+        elif labels and item["source"] != "appeal":
             row.update(answer="confirm", category=labels[0])
         else:
             row["answer"] = "overturn"
-        if item.source == "review":
+        if item["source"] == "review":
             review_items += 1
-            confirmed_review += item.category in labels
+            confirmed_review += item["category"] in labels
         answers.append(row)
     path = out / "answers.jsonl"
     path.write_text("".join(json.dumps(a) + "\n" for a in answers), encoding="utf-8")

@@ -160,6 +160,13 @@ def parse_time(value: Any, where: str) -> float:
         return float(value)
     if isinstance(value, str):
         try:
+            number = float(value)  # seconds written as text (a command-line --at)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(number):
+                return number
+        try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             pass
