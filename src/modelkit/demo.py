@@ -28,11 +28,13 @@ def run_demo(output_dir: Path, quick: bool = False) -> dict[str, Path]:
     outputs.update({f"video_{name}": path for name, path in _video_demo(output_dir / "video", quick).items()})
     members = {"text": outputs["checkpoint"], "image": outputs["image_checkpoint"], "video": outputs["video_checkpoint"]}
     outputs.update({f"posts_{name}": path for name, path in _posts_demo(output_dir / "posts", members, quick).items()})
+    outputs.update({f"week_{name}": path for name, path in _week_demo(output_dir / "week", members, quick).items()})
     print("\noutputs:")
     for name, path in outputs.items():
         print(f"  {name:<18} {path}")
-    print(f"\nnext: open {outputs['posts_page']} (decisions on posts, with their evidence) and {outputs['report']} "
-          "(and the image and video reports) in a browser;\n"
+    print(f"\nnext: open {outputs['posts_page']} (decisions on posts, with their evidence), {outputs['week_queue']} "
+          f"(a reviewer's batch) and {outputs['report']} (and the image and video reports) in a browser;\n"
+          f"      modelkit accounts list --ledger {outputs['week_ledger']} --at 2027-01-08 lists the week's accounts;\n"
           f"      notebooks/quickstart.ipynb loads {outputs['checkpoint']}, notebooks/images_and_video.ipynb trains "
           "the image model again and scores a video;\n"
           f"      modelkit predict {outputs['checkpoint']} --input FILE.jsonl --output DIR scores a file of texts")
@@ -151,6 +153,33 @@ def _posts_demo(output_dir: Path, members: dict[str, Path], quick: bool) -> dict
     print(f"{len(decided)} posts: {', '.join(f'{n} {a}' for a, n in sorted(actions.items()))}; the planted category "
           f"flagged in {sum(found)} of {len(found)} violating posts, {sum(passed)} of {len(passed)} clean posts passed")
     return {"decisions": decisions, "page": page}
+
+
+def _week_demo(output_dir: Path, members: dict[str, Path], quick: bool) -> dict[str, Path]:
+    """A simulated week on the posts' moderator with an account ledger: offenders' penalties
+    escalate, reporters' reliability is learned from a scripted reviewer's answers."""
+    from .accounts import Ledger
+    from .accounts.simulate import simulate_week
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    database = output_dir / "ledger.db"
+    for stale in output_dir.glob("ledger.db*"):  # a rerun of the demo starts the week afresh
+        stale.unlink()
+    moderator = Moderator({name: load(path) for name, path in members.items()}, "max", POST_CATEGORIES)
+    days = 2 if quick else 7
+    with Ledger(f"sqlite:///{database}") as ledger:
+        week = simulate_week(moderator, ledger, output_dir, days=days, posts_per_day=12 if quick else 40)
+    print(f"\nA simulated week ({days} days; offenders acct-0..acct-3 post most violations):")
+    for day in week.days:
+        precision = "-" if day.review_precision is None else f"{day.review_precision:.2f}"
+        print(f"  day {day.day}: {day.posts} posts ({', '.join(f'{n} {a}' for a, n in day.actions.items())}), "
+              f"{day.reports} reports, {day.answered} items answered (review precision {precision})")
+    for step, accounts in week.reached.items():
+        print(f"  reached {step:<8} {len(accounts):>2} accounts: {', '.join(accounts) or '-'}")
+    learned = ", ".join(f"{r} {v['reliability']:.2f}" for r, v in sorted(week.reliability.items()))
+    print(f"  reporters' reliability learned from the answers: {learned}")
+    return {"ledger": database, "queue": output_dir / f"day-{days - 1}" / "queue.html",
+            "labelled": output_dir / "labelled"}
 
 
 def _train_report_predict(recipe: dict, test: Path, output_dir: Path, field: str,
