@@ -32,12 +32,16 @@ def cli_reference() -> str:
 
     from modelkit.cli import build_parser
 
-    parser = build_parser()
-    sections = ["## modelkit\n", "```text\n" + parser.format_help().rstrip() + "\n```\n"]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, command in action.choices.items():
-                sections += [f"## modelkit {name}\n", "```text\n" + command.format_help().rstrip() + "\n```\n"]
+    sections: list[str] = []
+
+    def describe(parser: argparse.ArgumentParser, name: str, level: int) -> None:
+        sections.extend([f"{'#' * level} {name}\n", "```text\n" + parser.format_help().rstrip() + "\n```\n"])
+        for action in parser._actions:  # commands with commands of their own (review export) nest
+            if isinstance(action, argparse._SubParsersAction):
+                for command, child in action.choices.items():
+                    describe(child, f"{name} {command}", min(level + 1, 4))
+
+    describe(build_parser(), "modelkit", 2)
     return "\n".join(sections)
 
 

@@ -41,7 +41,7 @@ def _documented() -> set[str]:
 def test_api_reference_covers_every_public_name():
     documented = _documented()
     wanted = [f"modelkit.{module}.{name}" for name, module in modelkit._EXPORTS.items()]
-    for package in ("modelkit.image", "modelkit.video"):
+    for package in ("modelkit.image", "modelkit.video", "modelkit.accounts"):
         for name in importlib.import_module(package).__all__:
             found = [path for path in documented if path.startswith(package + ".") and path.endswith("." + name)]
             assert found, f"{package}.{name} is not in docs/api"
