@@ -8,6 +8,8 @@
    then explained (the text's segmentation and syllables, cached when it was scored, are read
    again); each repeat takes texts never seen before. Explaining texts that were never scored
    is reported too.
+3. ``moderate --ledger`` (a SQLite account ledger: each chunk's decisions, strikes and review
+   items in one transaction) against the same run without a ledger: what the ledger costs.
 
 Trains the demo's n-gram text recipe on synthetic text unless ``--checkpoint`` is given.
 
@@ -28,6 +30,7 @@ import modelkit
 from modelkit.data.synthetic import write_jsonl, write_synthetic
 from modelkit.demo import text_recipe
 from modelkit.explain import explain
+from modelkit.accounts import Ledger, LedgerWriter
 from modelkit.posts import Moderator
 
 FLAGGED_SHARE = 0.3  # of the posts a platform sees, the share worth explaining is far smaller
@@ -37,7 +40,7 @@ def _texts(count: int, seed: int) -> list[dict]:
     from modelkit.text.synthetic import make_synthetic
 
     rows = make_synthetic(rows_per_category=count // 20, clean_rows=count // 2, seed=seed)
-    return [{"id": f"p{i}", "text": rows[i % len(rows)]["text"]} for i in range(count)]
+    return [{"id": f"p{i}", "account_id": f"a{i % 1000}", "text": rows[i % len(rows)]["text"]} for i in range(count)]
 
 
 def _best(seconds: list[float]) -> float:
@@ -61,16 +64,23 @@ def main() -> None:
     rows = _texts(args.posts, seed=1)
     source = write_jsonl(work / "posts.jsonl", rows)
 
-    timings: dict[str, list[float]] = {"predict": [], **{name: [] for name in moderators}}
+    timings: dict[str, list[float]] = {"predict": [], **{name: [] for name in moderators}, "moderate+ledger": []}
     for repeat in range(args.repeats):
         for name in timings:
             output = work / f"{name}-{repeat}"
             started = time.perf_counter()
             if name == "predict":
                 modelkit.predict_files(classifier, source, output, progress=False)
+            elif name == "moderate+ledger":
+                moderator = moderators["moderate"]
+                with Ledger(f"sqlite:///{work / f'ledger-{repeat}.db'}") as ledger:
+                    modelkit.moderate_files(moderator, source, output, progress=False,
+                                            on_decided=LedgerWriter(ledger, moderator.policy))
             else:
                 modelkit.moderate_files(moderators[name], source, output, progress=False)
             timings[name].append(time.perf_counter() - started)
+    with Ledger(f"sqlite:///{work / 'ledger-0.db'}") as ledger:
+        ledger_events = sum(ledger.counts().values())
     predict, moderate = _best(timings["predict"]), _best(timings["moderate"])
     with_evidence = _best(timings["moderate+evidence"])
     decisions = list(modelkit.read_decisions(work / "moderate-0"))
@@ -101,12 +111,17 @@ def main() -> None:
         "evidence_over_scoring_cost": round(_best(explaining) / _best(scoring), 3),
         "unscored_evidence_s": round(_best(cold), 3),
         "unscored_evidence_over_scoring_cost": round(_best(cold) / _best(scoring), 3),
+        "moderate_with_ledger_posts_per_s": round(len(rows) / _best(timings["moderate+ledger"]), 1),
+        "moderate_with_ledger_over_moderate_throughput": round(moderate / _best(timings["moderate+ledger"]), 3),
+        "ledger_events": ledger_events,
     }
     print(json.dumps(result, indent=2))
     print(f"text-only posts: moderate at {result['moderate_over_predict_throughput']:.2f}x predict's throughput "
           f"(target >= 0.8; {result['moderate_with_evidence_over_predict_throughput']:.2f}x with evidence for the "
           f"{flagged} flagged posts); ngram evidence costs {result['evidence_over_scoring_cost']:.2f}x scoring "
-          f"(target <= 2; {result['unscored_evidence_over_scoring_cost']:.2f}x for texts that were never scored)")
+          f"(target <= 2; {result['unscored_evidence_over_scoring_cost']:.2f}x for texts that were never scored); "
+          f"with a SQLite ledger ({ledger_events} events) moderate runs at "
+          f"{result['moderate_with_ledger_over_moderate_throughput']:.2f}x its throughput without one")
 
 
 if __name__ == "__main__":

@@ -176,35 +176,65 @@ class Ledger:
         out: list[list[bool] | None] = []
         with self._said(), self.engine.begin() as connection:
             for group in groups:
-                if not self._insert(connection, events, [group[0]], "key")[0]:
+                if not self._insert_one(connection, events, group[0], "key"):
                     out.append(None)
                     continue
                 out.append([True, *self._insert(connection, events, list(group[1:]), "key")])
         return out
 
+    def _upsert_insert(self) -> Any:
+        """The dialect's ``insert`` that has ``on_conflict_do_nothing`` (None: this database has none)."""
+        if self.engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            return None
+        return insert
+
+    def _insert_one(self, connection: Any, table: Any, row: dict[str, Any], key: str) -> bool:
+        """Insert one row unless its key is there; exactly whether it was new, even with another
+        writer racing (RETURNING says what this statement inserted)."""
+        insert = self._upsert_insert()
+        if insert is None:
+            return self._insert(connection, table, [row], key)[0]
+        statement = insert(table).values(**row).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+        return connection.execute(statement).first() is not None
+
     def _insert(self, connection: Any, table: Any, rows: list[dict[str, Any]], key: str) -> list[bool]:
-        """Each row inserted unless its ``key`` is there; whether it was new, per row."""
-        dialect = self.engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
-            # One statement per row: executemany would not say which rows were new.
-            # RETURNING rather than rowcount: with it every driver tells an inserted row from a skipped one.
-            return [connection.execute(insert(table).values(**row).on_conflict_do_nothing(
-                index_elements=[key]).returning(table.c[key])).first() is not None for row in rows]
-        # Any other database: a savepoint per row, a duplicate key rolls back that row only.
+        """Each row inserted unless its ``key`` is there (or earlier in ``rows``); whether it was
+        new, per row. The keys already stored are read first and the rest inserted in one
+        statement (thousands of rows a chunk); the insert still skips conflicts, so a writer
+        racing in between adds no second row (it only makes that row's answer here say new)."""
         import sqlalchemy as sa
 
-        new = []
+        column = table.c[key]
+        keys = [row[key] for row in rows]
+        stored: set[str] = set()
+        for start in range(0, len(keys), 500):  # databases cap the parameters of one statement
+            stored.update(connection.execute(sa.select(column).where(column.in_(keys[start:start + 500]))).scalars())
+        new, fresh = [], []
         for row in rows:
+            is_new = row[key] not in stored
+            stored.add(row[key])
+            new.append(is_new)
+            if is_new:
+                fresh.append(row)
+        if not fresh:
+            return new
+        insert = self._upsert_insert()
+        if insert is not None:
+            connection.execute(insert(table).on_conflict_do_nothing(index_elements=[key]), fresh)
+            return new
+        # Any other database: a savepoint per row, a duplicate key rolls back that row only.
+        for position, row in enumerate(rows):
+            if not new[position]:
+                continue
             try:
                 with connection.begin_nested():
                     connection.execute(table.insert().values(**row))
-                new.append(True)
             except sa.exc.IntegrityError:
-                new.append(False)
+                new[position] = False
         return new
 
     # ----------------------------------------------------------------------------------------
