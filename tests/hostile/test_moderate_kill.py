@@ -111,7 +111,7 @@ def test_three_moderate_processes_at_once_record_each_fact_once(post_members, le
     """Two processes share one output folder (each decides the shards the other has not claimed:
     about half the posts), a third decides all of them into another folder: all three write the
     same ledger at the same time."""
-    rows = _posts(tmp_path, 120)
+    rows = _posts(tmp_path, 60)
     source = write_jsonl(tmp_path / "posts.jsonl", rows)
     argv = [sys.executable, "-m", "modelkit.cli", "moderate", "--input", str(source), "--shard-size", "4",
             "--format", "jsonl", "--page-limit", "0", "--sample-pass", "0.1", "--sample-remove", "0.1",
