@@ -132,3 +132,14 @@ def test_bad_ladder_names_the_field(broken, message, tmp_path):
     with pytest.raises(ConfigError) as error:
         EscalationPolicy.load(path)
     assert str(error.value).startswith(f"{path}: ") and message in str(error.value), str(error.value)
+
+
+def test_one_post_is_one_offence_whatever_its_categories(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    categories = {"superstition": 0.9, "vulgar": 0.9, "piracy": 0.9}
+    record_decisions(ledger, [{"id": "p", "account_id": "acct", "action": "remove", "categories": list(categories),
+                               "scores": categories, "evidence": [], "unread": []}],
+                     {"p": {"text": "x", "created_at": 0.0}}, [dict.fromkeys(categories, "remove")], NO_SAMPLES)
+    state = account_state(ledger, "acct", at=1.0)
+    assert ledger.counts()["strike"] == 3  # recorded per category (each can be overturned alone)
+    assert (len(state.strikes), state.penalty, [p.step for p in state.history]) == (1, None, ["warning"])

@@ -106,6 +106,17 @@ def test_newer_schema_is_refused_and_unreachable_url_named(ledger_url, tmp_path)
         Ledger(f"sqlite:///{tmp_path}/no/such/folder/ledger.db")
     with pytest.raises(LedgerError, match=r"ledger postgresql\+psycopg://u:\*\*\*@127.0.0.1:1/x: cannot open it"):
         Ledger("postgresql+psycopg://u:secret@127.0.0.1:1/x")
+    for url in ("", "sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(LedgerError, match="no URL|in-memory"):
+            Ledger(url)
+    with pytest.raises(LedgerError, match="no such file"):  # a reading command on a mistyped path
+        Ledger(tmp_path / "mistyped.db", create=False)
+    assert not (tmp_path / "mistyped.db").exists()
+    foreign = sa.create_engine(f"sqlite:///{tmp_path / 'foreign.db'}")
+    with foreign.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE modelkit_events (id INTEGER)"))
+    with pytest.raises(LedgerError, match="not a modelkit ledger's"):
+        Ledger(tmp_path / "foreign.db")
 
 
 def test_moderate_refuses_an_unreachable_ledger_before_scoring(tmp_path, tiny_checkpoint):
@@ -252,8 +263,8 @@ def test_labelled_manifests_and_export(ledger_url, tmp_path):
     # m1: confirmed on the part its evidence points at (the body); m2: overturned on every part.
     assert [(r["post_id"], r["part"], r["label"]) for r in text] == [("m1", "text.body", 1), ("m2", "text.body", 0)]
     images = [json.loads(line) for line in summary.manifests["image"].read_text().splitlines()]
-    assert [(r["post_id"], r["image"], r["label"], r["labels"]) for r in images] == [
-        ("m2", "/media/m2.png", 0, [])]
+    assert [(r["post_id"], r["image"], r["label"], r["category"]) for r in images] == [
+        ("m2", "/media/m2.png", 0, "superstition")]
     assert labelled_rows(ledger)["text"] == text
     assert review_queue(ledger) == []
 
@@ -287,3 +298,73 @@ def test_accounts_and_review_commands(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 answers applied (1 strikes, 0 overturns)" in out and "labelled text:" in out
     assert account_state(ledger, "a3", 3 * DAY).history[0].step == "warning"
+
+
+def test_answers_apply_in_order_and_the_last_word_decides(ledger_url, tmp_path):
+    ledger = Ledger(ledger_url)
+    record(ledger, [decision("c1", "a", {"superstition": 0.6, "pornography": 0.1})])
+    [item] = review_queue(ledger)
+    # Line 1: "not superstition, it is pornography"; line 2 (an appeal of that strike, overturned).
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"item_id": item.item_id, "answer": "confirm", "category": "pornography",
+                                   "reviewer": "r", "time": 10}) + "\n")
+    assert import_answers(ledger, answers).strikes == 1
+    appealed = appeal(ledger, "c1", "pornography", "a", at=20)
+    answers.write_text(json.dumps({"item_id": appealed, "answer": "overturn", "reviewer": "s", "time": 30}) + "\n")
+    assert import_answers(ledger, answers).overturns == 1
+    assert account_state(ledger, "a", at=40).history == []
+    rows = labelled_rows(ledger)["text"]
+    assert sorted((r["category"], r["label"]) for r in rows) == [("pornography", 0), ("superstition", 0)]
+    assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_an_appeal_confirmed_in_another_category_moves_the_strike(ledger_url, tmp_path):
+    ledger = Ledger(ledger_url)
+    record(ledger, [decision("v1", "a", {"violence": 0.9})])
+    item = appeal(ledger, "v1", "violence", "a", at=5)
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"item_id": item, "answer": "confirm", "category": "superstition",
+                                   "reviewer": "r", "time": 10}) + "\n")
+    summary = import_answers(ledger, answers)
+    assert (summary.strikes, summary.overturns) == (1, 1)
+    state = account_state(ledger, "a", at=20)
+    assert [(s.post_id, s.category) for s in state.strikes] == [("v1", "superstition")]
+    assert state.penalty is None  # superstition is severity 1: a warning, not violence's ban
+
+
+def test_a_second_decision_of_a_post_keeps_the_first(ledger_url, caplog):
+    ledger = Ledger(ledger_url)
+    record(ledger, [decision("p", "a", {"superstition": 0.6})])
+    counts = ledger.counts()
+    with caplog.at_level("WARNING"):
+        record(ledger, [decision("p", "a", {"violence": 0.9})])  # the same post under a stricter policy
+    assert ledger.counts() == counts and "decided before with another outcome" in caplog.text
+
+
+def test_times_out_of_range_and_bad_ids_are_refused(ledger_url, tmp_path):
+    ledger = Ledger(ledger_url)
+    record(ledger, [decision("p", "a", {"superstition": 0.1})])
+    path = tmp_path / "reports.jsonl"
+    for line, message in [('{"post_id": "p", "reporter": "r", "category": "violence", "time": 1798761600000}',
+                           "field 'time': 1798761600000 is not between 1970 and 9999"),
+                          ('{"post_id": "p", "reporter": "\\ud800", "category": "violence"}', "lone surrogate"),
+                          ('{"post_id": "p", "reporter": 1' + "0" * 5000 + ', "category": "violence"}',
+                           "not JSON this reader takes"),
+                          ("[" * 100_000, "not JSON")]:
+        path.write_text(line + "\n")
+        with pytest.raises(DataError, match=message):
+            ingest_reports(ledger, path)
+    with pytest.raises(DataError, match="queue's jsonl file"):
+        export_queue(ledger, tmp_path / "queue.html")
+
+
+def test_reports_after_the_answer_do_not_make_a_reporter_reliable(ledger_url, tmp_path):
+    ledger = Ledger(ledger_url)
+    record(ledger, [decision(f"v{k}", "a", {"superstition": 0.6}) for k in range(5)])
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"item_id": item.item_id, "answer": "confirm", "reviewer": "r",
+                                           "time": 100}) + "\n" for item in review_queue(ledger)))
+    import_answers(ledger, answers)
+    ingest_reports(ledger, [{"post_id": f"v{k}", "reporter": "late", "category": "superstition", "time": 200}
+                            for k in range(5)])
+    assert "late" not in reporter_reliability(ledger)

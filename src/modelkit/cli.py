@@ -101,7 +101,8 @@ def _refit_from_ledger(args: argparse.Namespace) -> int:
         raise ConfigError("--ledger refits on reviewers' answers; --data does not go with it")
     if args.output is None:
         raise ConfigError("--output: the moderator YAML to write with the refitted thresholds is required")
-    record = refit_policy(open_ledger(args.ledger), args.checkpoint, args.objective, args.output)
+    with open_ledger(args.ledger, create=False) as ledger:
+        record = refit_policy(ledger, args.checkpoint, args.objective, args.output)
     print(f"objective {record['objective']} on {record['answers']} weighted answers (report/appeal items left out)")
     print(f"{'category':<20}{'action':>8}{'answers':>9}{'old':>8}{'prec':>7}{'recall':>7}{'new':>8}{'prec':>7}"
           f"{'recall':>7}{'flagged':>9}")
@@ -196,9 +197,14 @@ def _cmd_moderate(args: argparse.Namespace) -> int:
         from .accounts import LedgerWriter, Sampling
 
         writer = LedgerWriter(ledger, moderator.policy, Sampling(args.sample_pass, args.sample_remove))
-    summary = moderate_files(moderator, args.input, args.output, output_format=args.format, id_field=args.id_field,
-                             batch_size=args.batch_size, num_workers=args.num_workers, shard_size=args.shard_size,
-                             overwrite=args.overwrite, heatmaps=args.heatmaps, on_decided=writer)
+    try:
+        summary = moderate_files(moderator, args.input, args.output, output_format=args.format,
+                                 id_field=args.id_field, batch_size=args.batch_size, num_workers=args.num_workers,
+                                 shard_size=args.shard_size, overwrite=args.overwrite, heatmaps=args.heatmaps,
+                                 on_decided=writer)
+    finally:
+        if ledger is not None:
+            ledger.close()
     print(f"decisions: {summary}" + ("" if summary.complete else " (other processes still have shards to do)"))
     if summary.complete and args.page_limit:
         page = write_decisions_page(args.output, args.input, limit=args.page_limit, id_field=args.id_field)
@@ -206,10 +212,10 @@ def _cmd_moderate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_ledger(url: str):
+def _open_ledger(url: str, create: bool = True):
     from .accounts import open_ledger
 
-    return open_ledger(url)
+    return open_ledger(url, create)
 
 
 def _at(args: argparse.Namespace) -> float | None:
@@ -219,7 +225,11 @@ def _at(args: argparse.Namespace) -> float | None:
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
-    ledger = _open_ledger(args.ledger)
+    with _open_ledger(args.ledger, create=False) as ledger:
+        return _review(ledger, args)
+
+
+def _review(ledger, args: argparse.Namespace) -> int:
     if args.review_command == "export":
         from .accounts import export_queue
 
@@ -241,12 +251,16 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
 
 def _cmd_accounts(args: argparse.Namespace) -> int:
+    with _open_ledger(args.ledger, create=False) as ledger:
+        return _accounts(ledger, args)
+
+
+def _accounts(ledger, args: argparse.Namespace) -> int:
     import json
 
     from .accounts import EscalationPolicy, account_state, account_states, timeline
     from .accounts.ledger import format_time
 
-    ledger = _open_ledger(args.ledger)
     policy = EscalationPolicy.load(args.escalation)
     at = _at(args)
     if args.accounts_command == "list":
@@ -258,6 +272,8 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
         return 0
     state = account_state(ledger, args.account_id, at, policy)
     events = timeline(ledger, args.account_id, state.at, policy)
+    if not events and not any(True for _ in ledger.events(account_id=args.account_id)):
+        raise DataError(f"account {args.account_id!r}: no events in ledger {ledger.name}")
     if args.json:
         print(json.dumps({**state.to_dict(), "at": state.at, "events": events}, ensure_ascii=False))
         return 0

@@ -37,11 +37,11 @@ events = sa.Table(
 SQLITE_BUSY_TIMEOUT = 120
 
 
-def create_engine(url: str) -> Any:
+def create_engine(url: Any) -> Any:
     """An engine for ``url``. SQLite gets write-ahead logging (readers never block the writer)
     and transactions that take the write lock when they begin: a transaction that read first
     and then wrote could otherwise fail at once when another process wrote in between."""
-    if not url.startswith("sqlite"):
+    if url.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True)
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
 

@@ -62,9 +62,10 @@ class Penalty:
 
 @dataclass
 class AccountState:
-    """An account at time ``at``: its ``strikes`` still in the window, the ``penalty`` it is under
-    (the highest active step; None: none) until ``penalty_until`` (None with a penalty: for ever),
-    and every penalty its strikes gave up to then (``history``, oldest first)."""
+    """An account at time ``at``: its counted ``strikes`` still in the window (one per post), the
+    ``penalty`` it is under (the highest active step; None: none) until ``penalty_until`` (None
+    with a penalty: for ever), and every penalty its strikes gave up to then (``history``, oldest
+    first)."""
 
     account_id: str
     at: float
@@ -125,6 +126,8 @@ class EscalationPolicy:
         first_step = data.get("first_step") or {}
         if not isinstance(first_step, Mapping):
             raise ConfigError(f"{where}: first_step: expected a mapping of severity -> step, got {first_step!r}")
+        # JSON and quoted YAML keys are text: "3" is severity 3.
+        first_step = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in first_step.items()}
         for severity in (1, 2, 3):
             name = first_step.get(severity, names[0])
             if name not in names:
@@ -152,10 +155,21 @@ class EscalationPolicy:
             return self._first_by_severity[self.taxonomy[category].severity]
         return 0
 
+    def counted(self, strikes: Iterable[Strike]) -> list[Strike]:
+        """The strikes that count, in time order (ties: post id, category, so that the order is
+        the same however they were stored): one per post, its most severe category's (a post
+        removed for three categories at once is one offence, not three)."""
+        by_post: dict[str, Strike] = {}
+        for strike in sorted(strikes, key=lambda s: (s.at, s.post_id, s.category)):
+            kept = by_post.get(strike.post_id)
+            if kept is None or self.first_step(strike.category) > self.first_step(kept.category):
+                by_post[strike.post_id] = strike if kept is None else Strike(strike.post_id, strike.category,
+                                                                             min(kept.at, strike.at))
+        return sorted(by_post.values(), key=lambda s: (s.at, s.post_id, s.category))
+
     def penalties(self, strikes: Iterable[Strike]) -> list[Penalty]:
-        """One penalty per strike, in time order (ties: post id, category, so that the order is
-        the same however the strikes were stored)."""
-        ordered = sorted(strikes, key=lambda s: (s.at, s.post_id, s.category))
+        """One penalty per counted strike (:meth:`counted`), in time order."""
+        ordered = self.counted(strikes)
         out: list[Penalty] = []
         for n, strike in enumerate(ordered):
             earlier = sum(1 for other in ordered[:n] if other.at > strike.at - self.window)
@@ -167,12 +181,10 @@ class EscalationPolicy:
 
     def state(self, account_id: str, strikes: Iterable[Strike], at: float) -> AccountState:
         """The account at time ``at``: strikes dated after it do not exist yet."""
-        past = [s for s in strikes if s.at <= at]
+        past = self.counted(s for s in strikes if s.at <= at)
         history = self.penalties(past)
         active = [p for p in history if p.active(at) and p.end != p.start]
-        state = AccountState(account_id, at, sorted((s for s in past if s.at > at - self.window),
-                                                    key=lambda s: (s.at, s.post_id, s.category)),
-                             history=history)
+        state = AccountState(account_id, at, [s for s in past if s.at > at - self.window], history=history)
         if active:
             top = max(p.index for p in active)
             ends = [p.end for p in active if p.index == top]

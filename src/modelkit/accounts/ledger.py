@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import DataError
@@ -59,7 +62,10 @@ def item_id(post_id: str, category: str, round_: str = "") -> str:
 def format_time(seconds: float | None) -> str:
     if seconds is None:
         return "never"
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):  # past year 9999 (a ladder of 10^8 days)
+        return f"{seconds:.0f} s after 1970"
 
 
 @dataclass(frozen=True)
@@ -103,30 +109,64 @@ class Ledger:
     password hidden) at once, before anything is scored.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | os.PathLike, create: bool = True) -> None:
         import sqlalchemy as sa
 
-        from ._schema import create_engine, metadata, meta_table
+        from ._schema import create_engine
 
-        self.url = url if "://" in url else f"sqlite:///{url}"
+        url = str(url)
+        shown = _masked(url)
+        if not url.strip():
+            raise LedgerError("ledger: no URL or path given")
         try:
-            self.engine = create_engine(self.url)
-            self._shown = self.engine.url.render_as_string(hide_password=True)
-        except (sa.exc.ArgumentError, ImportError) as err:  # a malformed URL, a driver not installed
-            raise LedgerError(f"ledger {url!r}: {err}") from None
-        self._meta = meta_table
+            # A path is a SQLite file, its characters taken as they are (not parsed as a URL).
+            parsed = sa.engine.make_url(url) if "://" in url else sa.engine.URL.create("sqlite", database=url)
+            self._shown = parsed.render_as_string(hide_password=True)
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database in (None, "", ":memory:") or "mode=memory" in url:
+                    raise LedgerError(f"ledger {self._shown}: an in-memory database would be lost when the command "
+                                      "ends; give a file path or a database URL")
+                if not create and not Path(parsed.database).exists():
+                    raise LedgerError(f"ledger {self._shown}: no such file (modelkit moderate --ledger makes one)")
+            self.engine = create_engine(parsed)
+        except (sa.exc.ArgumentError, ImportError, ValueError) as err:  # malformed URL, driver not installed
+            if isinstance(err, LedgerError):
+                raise
+            raise LedgerError(f"ledger {shown}: {err}") from None
         try:
             with self.engine.begin() as connection:
-                metadata.create_all(connection)
-                self._insert(connection, meta_table, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}],
-                             "key")
-                found = connection.execute(sa.select(meta_table.c.value).where(
-                    meta_table.c.key == "schema_version")).scalar_one()
+                self._check_or_create(connection, create)
         except sa.exc.SQLAlchemyError as err:
             raise LedgerError(f"ledger {self._shown}: cannot open it: {_first_line(err)}") from None
-        if int(found) > SCHEMA_VERSION:
-            raise LedgerError(f"ledger {self._shown}: written by a newer modelkit (schema version {found}; this one "
-                              f"reads {SCHEMA_VERSION}); upgrade modelkit to use it")
+
+    def _check_or_create(self, connection: Any, create: bool) -> None:
+        """Refuse a database of a newer schema, or whose ``modelkit_events`` is some other table,
+        before writing anything to it; then create what is missing (``create``)."""
+        import sqlalchemy as sa
+
+        from ._schema import events, metadata, meta_table
+
+        tables = set(sa.inspect(connection).get_table_names())
+        if meta_table.name in tables:
+            found = connection.execute(sa.select(meta_table.c.value).where(
+                meta_table.c.key == "schema_version")).scalar()
+            if found is not None:
+                if not str(found).isdigit():
+                    raise LedgerError(f"ledger {self._shown}: schema version {found!r} is not one modelkit wrote")
+                if int(found) > SCHEMA_VERSION:
+                    raise LedgerError(f"ledger {self._shown}: written by a newer modelkit (schema version {found}; this "
+                                      f"one reads {SCHEMA_VERSION}); upgrade modelkit to use it")
+        if events.name in tables:
+            columns = {column["name"] for column in sa.inspect(connection).get_columns(events.name)}
+            missing = sorted({column.name for column in events.columns} - columns)
+            if missing:
+                raise LedgerError(f"ledger {self._shown}: its table {events.name} is not a modelkit ledger's (no "
+                                  f"column {missing[0]})")
+        elif not create:
+            raise LedgerError(f"ledger {self._shown}: holds no modelkit ledger (modelkit moderate --ledger makes one)")
+        if create:
+            metadata.create_all(connection)
+            self._insert(connection, meta_table, [{"key": "schema_version", "value": str(SCHEMA_VERSION)}], "key")
 
     @contextmanager
     def _said(self) -> Iterator[None]:
@@ -139,10 +179,23 @@ class Ledger:
         except sa.exc.SQLAlchemyError as err:
             raise LedgerError(f"ledger {self._shown}: {_first_line(err)}") from None
 
+    @property
+    def name(self) -> str:
+        """The ledger's URL, its password hidden."""
+        return self._shown
+
     def __repr__(self) -> str:
         return f"Ledger({self._shown!r})"
 
     def close(self) -> None:
+        """Release the connections; a SQLite ledger's write-ahead log is folded into its file
+        first, so that the ``.db`` file alone holds the ledger (a copy of it is whole)."""
+        if self.engine.dialect.name == "sqlite":
+            try:
+                with self.engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            except Exception:  # noqa: BLE001 - a read-only or full disk: the log stays beside the file
+                pass
         self.engine.dispose()
 
     def __enter__(self) -> Ledger:
@@ -280,9 +333,16 @@ class Ledger:
         return {kind: int(found.get(kind, 0)) for kind in KINDS}
 
 
-def open_ledger(url: str | Ledger) -> Ledger:
-    """A :class:`Ledger` for ``url`` (a ledger is returned as it is)."""
-    return url if isinstance(url, Ledger) else Ledger(str(url))
+def open_ledger(url: str | os.PathLike | Ledger, create: bool = True) -> Ledger:
+    """A :class:`Ledger` for ``url`` (a ledger is returned as it is); ``create=False``: one that
+    must exist already (what reading commands open, so that a mistyped path is an error, not an
+    empty ledger)."""
+    return url if isinstance(url, Ledger) else Ledger(url, create)
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for errors about URLs that do not parse)."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def _first_line(err: Exception) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from bisect import bisect_left, bisect_right
@@ -26,6 +27,8 @@ from ..posts.moderator import Decision
 from ..posts.policy import ACTIONS, PostPolicy
 from ..posts.post import Post, parse_time
 from .ledger import Ledger, item_id, new_event
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,9 @@ def decision_events(decision: Mapping[str, Any], post: Mapping[str, Any], at: fl
     if decision["action"] == "review" and "review" not in category_actions.values():
         # Sent to review for parts that could not be read: the item names the best-scoring category.
         open_item(_top_category(scores), "unread", None)
-    if decision["action"] == "pass" and scores and sampling.pass_rate and drawn(post_id, "pass", sampling.pass_rate):
-        open_item(_top_category(scores), "pass_sample", 1.0 / sampling.pass_rate)
+    if decision["action"] == "pass" and sampling.pass_rate and drawn(post_id, "pass", sampling.pass_rate):
+        for category in scores:  # every category: a sample of one would say nothing of the others' misses
+            open_item(category, "pass_sample", 1.0 / sampling.pass_rate)
     return out
 
 
@@ -89,15 +93,27 @@ def record_decisions(ledger: Ledger, decisions: Iterable[Mapping[str, Any]], pos
                      category_actions: Sequence[Mapping[str, str]], sampling: Sampling = Sampling(),
                      now: float | None = None) -> int:
     """Write decision rows (error rows are skipped: nothing was decided) in one transaction; a
-    post's time is its ``created_at`` when it has one, else ``now``. Returns the new events."""
+    post's time is its ``created_at`` when it has one, else ``now``. A post the ledger has a
+    decision for keeps it: a replay records nothing, and a decision with another outcome (a new
+    policy) is left out with a warning rather than mixed into the first one's strikes. Returns
+    the new events."""
     now = time.time() if now is None else now
-    rows = []
-    for decision, actions in zip(decisions, category_actions):
-        if decision.get("error") is not None:
+    decided = [(d, a) for d, a in zip(decisions, category_actions) if d.get("error") is None]
+    stored = {e.post_id: e for e in ledger.events(kinds=["decision"], post_ids=[str(d["id"]) for d, _ in decided])}
+    rows, changed = [], []
+    for decision, actions in decided:
+        post_id = str(decision["id"])
+        if post_id in stored:  # decided before: the first decision stands, with its strikes and items
+            first = stored[post_id].data
+            if (first.get("action"), first.get("categories")) != (decision["action"], decision.get("categories", [])):
+                changed.append(post_id)
             continue
-        post = posts.get(str(decision["id"]), {})
-        at = post.get("created_at", now)
-        rows += decision_events(decision, post, at, actions, sampling)
+        post = posts.get(post_id, {})
+        rows += decision_events(decision, post, post.get("created_at", now), actions, sampling)
+    if changed:
+        logger.warning("%d posts (first: %r) were decided before with another outcome; the ledger %s keeps the first "
+                       "decision (moderate new versions of posts under new ids, or use a new ledger)",
+                       len(changed), changed[0], ledger.name)
     return sum(ledger.append(rows).values())
 
 
@@ -111,7 +127,9 @@ class LedgerWriter:
         self.ledger, self.policy, self.sampling = ledger, policy, sampling
 
     def fingerprint(self) -> str:
-        return f"ledger(pass={self.sampling.pass_rate:g},remove={self.sampling.remove_rate:g})"
+        # The ledger is part of the run: resuming a run into another ledger would record only the
+        # shards still to do there, so the engine refuses it as another run.
+        return f"ledger({self.ledger.name},pass={self.sampling.pass_rate:g},remove={self.sampling.remove_rate:g})"
 
     def __call__(self, posts: Sequence[Post], decisions: Sequence[Decision]) -> None:
         import numpy as np
@@ -142,9 +160,32 @@ def json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     for number, line in enumerate(lines, 1):
         if line.strip():
             try:
-                yield number, json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}: line {number}: not JSON ({err.msg} at column {err.colno})") from None
+            except (ValueError, RecursionError) as err:  # a number of 5,000 digits, arrays nested 100,000 deep
+                raise DataError(f"{path}: line {number}: not JSON this reader takes ({str(err)[:80]})") from None
+            yield number, value
+
+
+def id_problem(value: Any) -> str | None:
+    """What makes ``value`` no usable id (None: nothing): ids are non-empty text (or whole
+    numbers) of at most 1,000 characters that UTF-8 can store."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        return f"expected an id, got {_shown(value)}"
+    text = str(value) if not isinstance(value, int) or value.bit_length() < 4000 else "x" * 1001
+    if len(text) > 1000:
+        return f"an id of {len(text)} characters (at most 1000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{_shown(value)} holds a lone surrogate, which UTF-8 cannot store"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def ingest_reports(ledger: Ledger, source: str | os.PathLike | Sequence[Mapping[str, Any]],
@@ -164,9 +205,9 @@ def ingest_reports(ledger: Ledger, source: str | os.PathLike | Sequence[Mapping[
         if not isinstance(row, Mapping):
             raise DataError(f"{at_row}: expected a JSON object, got {type(row).__name__}")
         for name in ("post_id", "reporter", "category"):
-            value = row.get(name)
-            if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-                raise DataError(f"{at_row}: field {name!r}: expected an id, got {value!r}")
+            problem = id_problem(row.get(name))
+            if problem:
+                raise DataError(f"{at_row}: field {name!r}: {problem}")
         at = parse_time(row["time"], f"{at_row}: field 'time'") if row.get("time") is not None else now
         parsed.append((line, str(row["post_id"]), str(row["reporter"]), str(row["category"]), at))
     decisions = _decisions_of(ledger, {post for _, post, *_ in parsed})

@@ -29,7 +29,7 @@ from ..errors import DataError
 from ..posts.post import parse_time
 from ..taxonomy import Taxonomy
 from .ledger import Event, Ledger, format_time, new_event
-from .record import json_lines, report_times, reports_near
+from .record import id_problem, json_lines, report_times, reports_near
 
 PRIOR = (1.0, 2.0)  # Beta prior of a reporter's reliability: (confirmed, overturned) pseudo-counts
 DAILY_LIMIT = 20
@@ -60,13 +60,17 @@ class ReviewItem:
 
 def reporter_reliability(ledger: Ledger, prior: tuple[float, float] = PRIOR) -> dict[str, dict[str, float]]:
     """Per reporter with an answered report: ``reliability`` (posterior mean), ``confirmed``,
-    ``overturned``."""
-    answers = {e.item_id: e.data.get("answer") for e in ledger.events(kinds=["answer"])}
+    ``overturned``. A report counts when it was filed before its item was answered (reports of
+    posts already judged tell nothing of the reporter), as confirmed when the reviewer confirmed
+    the reported category."""
+    judged = verdicts(ledger)
+    answered_at = {e.item_id: e.at for e in ledger.events(kinds=["answer"])}
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for report in ledger.events(kinds=["report"]):
-        answer = answers.get(report.item_id)
-        if answer is not None:
-            tally[str(report.actor)][0 if answer == "confirm" else 1] += 1
+        verdict = judged.get((str(report.post_id), str(report.category)))
+        if verdict is None or report.at > answered_at.get(report.item_id, float("inf")):
+            continue
+        tally[str(report.actor)][0 if verdict["label"] else 1] += 1
     return {reporter: {"reliability": (good + prior[0]) / (good + bad + prior[0] + prior[1]),
                        "confirmed": good, "overturned": bad} for reporter, (good, bad) in tally.items()}
 
@@ -111,8 +115,10 @@ def export_queue(ledger: Ledger, output: str | os.PathLike, limit: int | None = 
     """The queue's first ``limit`` items as jsonl (``item_id``, ``post_id``, ``account_id``,
     ``category``, ``score``, ``priority``, ``evidence``, ...) and, with ``page``, a review page
     beside it (same name, ``.html``). Returns (jsonl, page, items)."""
-    queue = review_queue(ledger, limit, taxonomy)
     output = Path(output)
+    if output.is_dir() or str(output).endswith(os.sep) or output.suffix.lower() in (".html", ".htm"):
+        raise DataError(f"{output}: the queue's jsonl file (its page is written beside it, same name, .html)")
+    queue = review_queue(ledger, limit, taxonomy)
     text = "".join(json.dumps(item.to_dict(), ensure_ascii=False) + "\n" for item in queue)
     _write_text(output, text)
     html = None
@@ -161,11 +167,13 @@ def read_answers(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
         for name in ("item_id", "reviewer"):
-            if not isinstance(row.get(name), str) or not row[name].strip():
-                raise DataError(f"{where}: field {name!r}: expected a non-empty string, got {row.get(name)!r}")
+            problem = id_problem(row.get(name)) if isinstance(row.get(name), str) and row[name].strip() else \
+                f"expected a non-empty string, got {row.get(name)!r}"[:120]
+            if problem:
+                raise DataError(f"{where}: field {name!r}: {problem}")
         if row.get("answer") not in ANSWERS:
             raise DataError(f"{where}: field 'answer': expected confirm or overturn, got {row.get('answer')!r}")
-        if row.get("category") is not None and not isinstance(row["category"], str):
+        if row.get("category") is not None and (not isinstance(row["category"], str) or id_problem(row["category"])):
             raise DataError(f"{where}: field 'category': expected a category id, got {row['category']!r}")
         if row.get("time") is not None:
             row["time"] = parse_time(row["time"], f"{where}: field 'time'")
@@ -179,15 +187,20 @@ def read_answers(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
 
 def import_answers(ledger: Ledger, path: str | os.PathLike, labels: str | os.PathLike | None = None,
                    now: float | None = None) -> ImportSummary:
-    """Apply an answers file (all or nothing), then rewrite the labelled manifests in ``labels``
-    (default: ``labelled/`` beside the answers file) from every answer in the ledger."""
+    """Apply an answers file (all or nothing, in the file's order), then rewrite the labelled
+    manifests in ``labels`` (default: ``labelled/`` beside the answers file) from every answer in
+    the ledger."""
     path = Path(path)
+    folder = Path(labels) if labels is not None else path.parent / "labelled"
+    if folder.exists() and not folder.is_dir():  # said before anything is applied
+        raise DataError(f"{folder}: not a folder (the labelled manifests go there; --labels DIR)")
     now = time.time() if now is None else now
     rows = read_answers(path)
     items = {e.item_id: e for e in ledger.events(kinds=["item"], item_ids=[row["item_id"] for _, row in rows])}
-    strikes = {(e.post_id, e.category) for e in ledger.events(kinds=["strike"], post_ids=[
-        e.post_id for e in items.values()])}
-    decisions = {e.post_id: e for e in ledger.events(kinds=["decision"], post_ids=[e.post_id for e in items.values()])}
+    posts = [e.post_id for e in items.values()]
+    overturned = {(e.post_id, e.category) for e in ledger.events(kinds=["overturn"], post_ids=posts)}
+    standing = {(e.post_id, e.category) for e in ledger.events(kinds=["strike"], post_ids=posts)} - overturned
+    decisions = {e.post_id: e for e in ledger.events(kinds=["decision"], post_ids=posts)}
     groups = []
     for number, row in rows:
         item = items.get(row["item_id"])
@@ -199,7 +212,7 @@ def import_answers(ledger: Ledger, path: str | os.PathLike, labels: str | os.Pat
         if named not in scored:
             raise DataError(f"{path}: line {number}: field 'category': {named!r} is not scored for post "
                             f"{item.post_id!r} (categories: {', '.join(scored)})")
-        groups.append(_answer_events(item, row, named, row.get("time", now), strikes))
+        groups.append(_answer_events(item, row, named, row.get("time", now), standing, overturned))
     summary = ImportSummary()
     for group, new in zip(groups, ledger.append_groups(groups)):
         if new:
@@ -208,27 +221,37 @@ def import_answers(ledger: Ledger, path: str | os.PathLike, labels: str | os.Pat
             summary.overturns += sum(1 for e, added in zip(group[1:], new[1:]) if added and e["kind"] == "overturn")
         else:
             summary.already += 1
-    summary.manifests = write_labelled(ledger, Path(labels) if labels is not None else path.parent / "labelled")
+    try:
+        summary.manifests = write_labelled(ledger, folder)
+    except OSError as err:
+        raise OSError(err.errno, f"{err.strerror or err}; the answers were applied ({summary}), the labelled "
+                                 "manifests not written: import the file again to write them", err.filename) from None
     return summary
 
 
 def _answer_events(item: Event, row: Mapping[str, Any], named: str, at: float,
-                   strikes: set[tuple[str | None, str | None]]) -> list[dict[str, Any]]:
-    """The answer event, then what it does: a confirm strikes (in the category the reviewer
-    named); an overturn, or a confirm naming another category, overturns a strike the item's
-    category has."""
+                   standing: set[tuple[Any, Any]], overturned: set[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """The answer event, then what it does (``standing``/``overturned``: the post's strikes as
+    the answers before this one left them, updated here):
+
+    - ``confirm`` strikes in the category the reviewer named (an appeal confirmed in its own
+      category keeps the strike it has); a strike overturned before is final and stays so;
+    - ``overturn``, or a ``confirm`` naming another category, overturns the item's category's
+      standing strike."""
     common = {"account_id": item.account_id, "post_id": item.post_id}
     events = [new_event("answer", [item.item_id], at, **common, category=item.category, item=item.item_id,
                         actor=row["reviewer"], data={"answer": row["answer"], "named_category": named,
                                                      "source": item.data.get("source")})]
-    appeal = item.data.get("round") == "appeal"
-    if row["answer"] == "confirm" and not appeal:
+    if row["answer"] == "confirm" and (item.post_id, named) not in overturned | standing:
         events.append(new_event("strike", [item.post_id, named], at, **common, category=named,
                                 data={"source": "review", "item_id": item.item_id}))
+        standing.add((item.post_id, named))
     wrong_category = row["answer"] == "overturn" or named != item.category
-    if wrong_category and (item.post_id, item.category) in strikes:
+    if wrong_category and (item.post_id, item.category) in standing:
         events.append(new_event("overturn", [item.post_id, item.category], at, **common, category=item.category,
                                 actor=row["reviewer"], data={"item_id": item.item_id}))
+        standing.discard((item.post_id, item.category))
+        overturned.add((item.post_id, item.category))
     return events
 
 
@@ -238,32 +261,46 @@ def _answer_events(item: Event, row: Mapping[str, Any], named: str, at: float,
 MODALITY_FIELD = {"text": "text", "image": "image", "video": "video"}
 
 
-def labelled_rows(ledger: Ledger) -> dict[str, list[dict[str, Any]]]:
-    """Per modality, one row per answered (post part, category): ``label`` 1 for a confirmed
-    category on the parts its evidence points at (every part when none does), 0 on every part
-    of an overturned one (``labels``: the same as a list, for multi-label recipes), with the
-    answer's sampling ``weight``, ``reviewer`` and ``item_id``."""
+def verdicts(ledger: Ledger) -> dict[tuple[str, str], dict[str, Any]]:
+    """What the reviewers last said about each (post, category) they judged: ``label`` 1 or 0,
+    the ``answer`` event, and the answered ``item``. A confirm naming another category says 1
+    for it and 0 for the item's; a later answer (an appeal's) replaces an earlier one."""
     answers = list(ledger.events(kinds=["answer"]))
     items = {e.item_id: e for e in ledger.events(kinds=["item"], item_ids=[a.item_id for a in answers])}
-    decisions = {e.post_id: e for e in ledger.events(kinds=["decision"], post_ids=[a.post_id for a in answers])}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for answer in sorted(answers, key=lambda a: (a.at, a.seq)):
+        named = answer.data.get("named_category") or answer.category
+        confirmed = answer.data.get("answer") == "confirm"
+        said = {(answer.post_id, answer.category): int(confirmed and named == answer.category)}
+        if confirmed:
+            said[(answer.post_id, named)] = 1
+        for key, label in said.items():
+            out[key] = {"label": label, "answer": answer, "item": items.get(answer.item_id)}
+    return out
+
+
+def labelled_rows(ledger: Ledger) -> dict[str, list[dict[str, Any]]]:
+    """Per modality, one row per judged (post part, category), in the per-category form of
+    ``modelkit bootstrap``'s answers: ``label`` 1 for a confirmed category on the parts its
+    evidence points at (every part when none does), 0 on every part of a category judged not
+    violated; with the item's sampling ``weight``, the ``reviewer`` and ``item_id``. The last
+    answer about a (post, category) decides."""
+    judged = verdicts(ledger)
+    decisions = {e.post_id: e for e in ledger.events(kinds=["decision"], post_ids=[p for p, _ in judged])}
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for answer in answers:
-        decision = decisions.get(answer.post_id)
+    for (post_id, category), verdict in judged.items():
+        decision = decisions.get(post_id)
         if decision is None:
             continue
-        post = decision.data.get("post", {})
-        confirmed = answer.data.get("answer") == "confirm"
-        category = answer.data.get("named_category") or answer.category
-        parts = _parts(post)
-        if confirmed:
+        parts = _parts(decision.data.get("post", {}))
+        if verdict["label"]:
             pointed = {e.get("part") for e in decision.data.get("evidence", []) if e.get("category") == category}
             parts = [p for p in parts if p[0] in pointed] or parts
-        item = items.get(answer.item_id)
-        weight = item.data.get("weight") if item is not None else None
+        answer, item = verdict["answer"], verdict["item"]
         for part, modality, value in parts:
-            out[modality].append({"id": f"{answer.post_id}#{part}#{category}", "post_id": answer.post_id, "part": part,
-                                  MODALITY_FIELD[modality]: value, "category": category, "label": int(confirmed),
-                                  "labels": [category] if confirmed else [], "weight": weight,
+            out[modality].append({"id": f"{post_id}#{part}#{category}", "post_id": post_id, "part": part,
+                                  MODALITY_FIELD[modality]: value, "category": category, "label": verdict["label"],
+                                  "weight": item.data.get("weight") if item is not None else None,
                                   "reviewer": answer.actor, "item_id": answer.item_id})
     return out
 
@@ -289,13 +326,13 @@ def write_labelled(ledger: Ledger, folder: Path) -> dict[str, Path]:
 
 
 def answered_items(ledger: Ledger) -> list[dict[str, Any]]:
-    """Every answered item with its score, sampling weight and truth (1: confirmed in the item's
-    category): what thresholds are refitted on."""
-    answers = {e.item_id: e for e in ledger.events(kinds=["answer"])}
+    """Every answered item with its score, sampling weight and truth (the reviewers' last word
+    on the item's post and category): what thresholds are refitted on."""
+    judged = verdicts(ledger)
+    answered = {e.item_id for e in ledger.events(kinds=["answer"])}
     rows = []
-    for item in ledger.events(kinds=["item"], item_ids=list(answers)):
-        answer = answers[item.item_id]
-        truth = answer.data.get("answer") == "confirm" and answer.data.get("named_category") == item.category
+    for item in ledger.events(kinds=["item"], item_ids=list(answered)):
+        truth = judged.get((str(item.post_id), str(item.category)), {}).get("label", 0)
         rows.append({"item_id": item.item_id, "post_id": item.post_id, "category": item.category,
                      "score": item.data.get("score"), "weight": item.data.get("weight"),
                      "source": item.data.get("source"), "truth": int(truth)})

@@ -95,7 +95,7 @@ def write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
     """``write`` into a hidden temporary file beside ``path``, renamed when whole: a full disk
     leaves no partial file, and the error names ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share one
     try:
         write(temporary)
         os.replace(temporary, path)

@@ -153,24 +153,38 @@ def post_from_row(row: Any, post_id: str, base: Path | None) -> Post:
                 problems)
 
 
+# Times are seconds since 1970 up to the end of year 9999: milliseconds (1e12 and more in 2001..)
+# would land in years no calendar prints, and a strike dated there would never count.
+LATEST_TIME = 253_402_300_799.0
+
+
 def parse_time(value: Any, where: str) -> float:
-    """Seconds since 1970 from a number or an ISO-8601 text (no zone: UTC); a
+    """Seconds since 1970 (up to year 9999) from a number or an ISO-8601 text (no zone: UTC); a
     :class:`DataError` starting with ``where`` otherwise."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, str):
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            number = float(value)  # seconds written as text (a command-line --at)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(number):
-                return number
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a float
+            seconds = math.inf
+    elif isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            seconds = float(value)  # seconds written as text (a command-line --at)
         except ValueError:
-            pass
-        else:
-            return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+            try:
+                moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+                seconds = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+            except (ValueError, OverflowError):
+                pass
+    if seconds is not None and math.isfinite(seconds):
+        if 0.0 <= seconds <= LATEST_TIME:
+            return seconds
+        raise DataError(f"{where}: {_short(value)} is not between 1970 and 9999 in seconds since 1970 (milliseconds? "
+                        "divide by 1000)")
     raise DataError(f"{where}: expected a time (seconds since 1970, or ISO-8601 like 2026-12-06T10:00:00Z), "
-                    f"got {value!r}")
+                    f"got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 256 else "a huge number"
+    return text if len(text) <= 80 else text[:77] + "..."
