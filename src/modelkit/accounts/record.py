@@ -154,7 +154,7 @@ def json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     is not JSON is a :class:`DataError` naming the file and line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # editors on Windows start with a byte-order mark
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     for number, line in enumerate(lines, 1):
