@@ -46,3 +46,5 @@ def test_wheel_ships_recipes_and_runs_outside_the_repository(tmp_path):
     _run([*python, "-m", "modelkit.cli", "demo", "--quick", "--output-dir", "demo"], env=env, cwd=elsewhere)
     for part in ("text", "image", "video"):
         assert (elsewhere / "demo" / part / "eval" / "report.html").is_file()
+    # The simulated week ran on the shipped escalation ladder (a package resource).
+    assert (elsewhere / "demo" / "week" / "day-1" / "queue.html").is_file()
