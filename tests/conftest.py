@@ -227,6 +227,10 @@ def pytest_collection_modifyitems(items):
                       if fixture in getattr(item, "fixturenames", ())), None)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+    # Slow tests first (a stable sort: otherwise in file order). pytest-xdist hands out work in
+    # collection order after the groups, and a minute-long test picked up last keeps one worker
+    # busy while the other has nothing left to run.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")

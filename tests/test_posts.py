@@ -115,15 +115,19 @@ def test_single_part_posts_right_category_and_evidence(moderator, tmp_path):
 
 def test_learned_fusion_beats_max_on_split_signal_posts(moderator, post_members, tmp_path):
     mix = {"clean": 0.25, "single": 0.25, "split": 0.3, "half": 0.2}
+    # Split signals lie in text and pictures; a video in one post of ten keeps the video slot in
+    # play. With one in five, writing and decoding the videos took half the test's time, and the
+    # learned head beat max fusion by 11 points instead of 18.
+    videos = 0.1
     data = {}
     for split, count, seed in (("train", 400, 1), ("dev", 150, 2)):
-        rows = make_synthetic_posts(tmp_path, count, kinds=mix, video_fraction=0.2, seed=seed, prefix=split)
+        rows = make_synthetic_posts(tmp_path, count, kinds=mix, video_fraction=videos, seed=seed, prefix=split)
         data[split] = write_jsonl(tmp_path / f"fusion_{split}.jsonl",
                                   moderator.fusion_rows(_posts(rows, tmp_path), [r["labels"] for r in rows]))
     head = modelkit.train(moderator.fusion_recipe(data["train"], data["dev"], tmp_path / "fusion"))
     learned = Moderator(moderator.members, modelkit.load(head))
-    test = make_synthetic_posts(tmp_path, 200, kinds={"split": 0.5, "half": 0.3, "clean": 0.2}, video_fraction=0.2,
-                                seed=9, prefix="test")
+    test = make_synthetic_posts(tmp_path, 200, kinds={"split": 0.5, "half": 0.3, "clean": 0.2},
+                                video_fraction=videos, seed=9, prefix="test")
     posts = _posts(test, tmp_path)
     truth = np.array([[c in r["labels"] for c in moderator.categories] for r in test])
     f1 = {}

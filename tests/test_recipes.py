@@ -28,10 +28,14 @@ def test_recipe_encodes_every_row_of_its_data(recipe, shared_data):
 
 def test_distilled_recipe_learns_from_a_cold_teacher_and_swsr_posts(cold_checkpoint, shared_data, tmp_path):
     # The shipped teacher is the ensemble (20 minutes to train); any COLD checkpoint shows the path.
-    # Without the training-time attacks, which double the epoch and are tested on cold.yaml.
+    # Without the training-time attacks, which double the epoch and are tested on cold.yaml, and
+    # without the perturbed copies (tested in test_distill.py), which triple what the teacher scores
+    # and the student trains on; the higher learning rate makes up for them in one epoch (dev
+    # accuracy about 0.896, 0.891 with the recipe's copies and rate).
     config = modelkit.load_run_config(REPO / "configs/text/cold_distilled.yaml", data_root=shared_data,
                                       overrides=[f"output_dir={tmp_path / 'student'}", "train.epochs=1",
-                                                 "processor.augment.probability=0", "train.consistency=0"])
+                                                 "processor.augment.probability=0", "train.consistency=0",
+                                                 "distill.copies=0", "train.learning_rate=0.01"])
     student = modelkit.distill(cold_checkpoint, config)
     made = json.loads((student / "config.json").read_text())["extra"]["distilled_from"]
     assert made["labelled_rows"] == 25726 and made["unlabelled_rows"] == 1527
@@ -68,6 +72,7 @@ def test_cold_recipe_holds_recall_under_attack(cold_checkpoint, shared_data):
         assert recall(attacked) >= 0.9 * clean, attack
 
 
+@pytest.mark.slow
 def test_bootstrap_gambling_beats_its_rules(shared_data, tmp_path):
     import numpy as np
     from sklearn.metrics import f1_score

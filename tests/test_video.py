@@ -143,6 +143,10 @@ def test_cli_train_and_resume_argument_path(video_splits, tmp_path):
     from modelkit.cli import main
 
     recipe = video_recipe(video_splits, tmp_path / "run", epochs=1)
+    # What the run learns is not checked here: the 16 dev videos train it (the 60 of train took
+    # three quarters of the test's time) and no test split is scored after it.
+    recipe["data"]["train"] = recipe["data"]["dev"]
+    del recipe["data"]["test"]
     recipe["train"].update(part_loss_weight=0.0)
     recipe["model"]["aggregation"] = "attention"
     path = tmp_path / "recipe.yaml"

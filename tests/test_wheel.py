@@ -7,6 +7,8 @@ import subprocess
 import sys
 import sysconfig
 
+import pytest
+
 from conftest import REPO
 
 
@@ -16,6 +18,7 @@ def _run(command, **kwargs):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_wheel_ships_recipes_and_runs_outside_the_repository(tmp_path):
     source = tmp_path / "source"
     source.mkdir()

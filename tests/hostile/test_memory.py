@@ -53,6 +53,7 @@ def frame_checkpoint(tmp_path_factory) -> Path:
     return train_tiny_image_model(tmp_path_factory.mktemp("frames"), size=112)
 
 
+@pytest.mark.slow
 def test_video_memory_does_not_grow_with_its_length(frame_checkpoint, tmp_path):
     """Every frame of an hour of video is scored (max_frames=None), in the memory of a minute's."""
     code = """
