@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side; the fastest counts")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="benchmark_moderate_"))
+    scratch = tempfile.TemporaryDirectory(prefix="benchmark_moderate_")  # removed when the script exits
+    work = Path(scratch.name)
     checkpoint = args.checkpoint
     if checkpoint is None:
         splits = write_synthetic("text", work / "data", seed=0)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,15 @@ def test_console_script_and_wrapper_scripts(ngram_checkpoint, synthetic_splits, 
                    check=True, capture_output=True)
     written = (output / "part-00000.jsonl").read_text().splitlines()
     assert len(written) == len(synthetic_splits["test"].read_text().splitlines())
+
+
+def test_closed_pipe_ends_quietly():
+    """`modelkit ... | head`: the reader is gone before modelkit writes; no traceback, the pipe status."""
+    exe = Path(sys.executable).parent / "modelkit"
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run([str(exe), "recipes"], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writer)
+    assert done.stderr == "" and done.returncode == 141

@@ -604,6 +604,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, InputError, CheckpointError, EvaluationError, FileNotFoundError) as err:
         print(f"modelkit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`modelkit accounts list | head`): end quietly, as coreutils do. The
+        # flush at exit would fail again on what is still buffered, so stdout now goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: what a shell reports for coreutils ended this way
     except OSError as err:  # the machine's side: a full disk, a read-only folder
         where = f"{err.filename}: " if err.filename else ""
         print(f"modelkit {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
