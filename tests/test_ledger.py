@@ -300,6 +300,22 @@ def test_accounts_and_review_commands(tmp_path, capsys):
     assert account_state(ledger, "a3", 3 * DAY).history[0].step == "warning"
 
 
+def test_accounts_commands_escape_control_characters(tmp_path, capsys):
+    """Ids come from users' files: an ESC sequence in one must not reach the reviewer's terminal."""
+    from modelkit.cli import main
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    hostile = "a\x1b[2J\tb"
+    record(Ledger(url), [decision("p\x1b]0;x\x07", hostile, {"violence": 0.8})], at=DAY)
+    capsys.readouterr()
+    assert main(["accounts", "list", "--ledger", url, "--at", str(2 * DAY)]) == 0
+    listed = capsys.readouterr().out
+    assert "\x1b" not in listed and listed.startswith("a\\x1b[2J\\tb\tstrikes 1")
+    assert main(["accounts", "show", hostile, "--ledger", url, "--at", str(2 * DAY)]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown and "post_id=p\\x1b]0;x\\x07" in shown
+
+
 def test_answers_apply_in_order_and_the_last_word_decides(ledger_url, tmp_path):
     ledger = Ledger(ledger_url)
     record(ledger, [decision("c1", "a", {"superstition": 0.6, "pornography": 0.1})])

@@ -268,7 +268,7 @@ def _accounts(ledger, args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(state.to_dict(), ensure_ascii=False))
             else:
-                print(f"{state.account_id}\tstrikes {len(state.strikes)}\tpenalty {_penalty(state)}")
+                print(f"{_shown(state.account_id)}\tstrikes {len(state.strikes)}\tpenalty {_penalty(state)}")
         return 0
     state = account_state(ledger, args.account_id, at, policy)
     events = timeline(ledger, args.account_id, state.at, policy)
@@ -277,13 +277,20 @@ def _accounts(ledger, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**state.to_dict(), "at": state.at, "events": events}, ensure_ascii=False))
         return 0
-    print(f"account {state.account_id} at {format_time(state.at)}: {len(state.strikes)} strikes in the window, "
+    print(f"account {_shown(state.account_id)} at {format_time(state.at)}: {len(state.strikes)} strikes in the window, "
           f"penalty {_penalty(state)}")
     for row in events:
-        what = " ".join(f"{k}={row[k]}" for k in ("post_id", "category", "step", "action", "answer", "actor", "source")
+        what = " ".join(f"{k}={_shown(row[k])}" for k in ("post_id", "category", "step", "action", "answer", "actor", "source")
                         if row.get(k) is not None)
         print(f"  {row['time']}  {row['kind']:<14} {what}")
     return 0
+
+
+def _shown(value: object) -> str:
+    """``value`` safe to print on a terminal: ids come from users' files, and a control character in one
+    (an ESC sequence, a tab in a tab-separated list) would repaint or misalign a reviewer's screen."""
+    text = str(value)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _penalty(state) -> str:
